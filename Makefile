@@ -1,0 +1,70 @@
+# qemu-tap-helpers: make help lists the targets.
+
+PREFIX      ?= /usr/local
+DESTDIR     ?=
+LIBEXECDIR  ?= $(PREFIX)/libexec/qemu-tap-helpers
+BINDIR      ?= $(PREFIX)/bin
+SYSCONFDIR  ?= /etc
+# INSTALL_ETC_LINKS=1 makes /etc/qemu-ifup and /etc/qemu-ifdown point at the
+# helpers, keeping an existing file as .orig.
+INSTALL_ETC_LINKS ?= 0
+
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+PKG      := github.com/qemu-tap-helpers/qemu-tap-helpers
+LDFLAGS  := -s -w -X $(PKG)/internal/version.Version=$(VERSION)
+GOBUILD  := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
+CMDS     := qemu-ifup qemu-ifdown
+BINS     := $(addprefix bin/,$(CMDS))
+
+.PHONY: all build test unit lint install uninstall clean help
+
+all: build
+
+build: $(BINS) ## build static binaries into bin/
+
+bin/%: FORCE
+	$(GOBUILD) -o $@ ./cmd/$*
+
+FORCE:
+
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+	$(GO) vet ./...
+
+unit: ## unit tests only (no root needed)
+	$(GO) test -short ./...
+
+test: deps-test lint build ## all tests; as root on Debian/Ubuntu it installs what they need first
+	$(GO) test -count=1 $(GOTESTFLAGS) ./...
+
+deps-test:
+	@./scripts/ensure-deps test
+
+install: build ## install into $(DESTDIR)$(PREFIX) (INSTALL_ETC_LINKS=1 for /etc/qemu-if{up,down})
+	install -d $(DESTDIR)$(LIBEXECDIR)
+	install -m 0755 $(BINS) $(DESTDIR)$(LIBEXECDIR)/
+	@if [ "$(INSTALL_ETC_LINKS)" = 1 ]; then \
+	  install -d $(DESTDIR)$(SYSCONFDIR); \
+	  for f in qemu-ifup qemu-ifdown; do \
+	    t=$(DESTDIR)$(SYSCONFDIR)/$$f; \
+	    if [ -e "$$t" ] && [ ! -L "$$t" ] && [ ! -e "$$t.orig" ]; then mv "$$t" "$$t.orig"; echo "kept $$t as $$t.orig"; fi; \
+	    ln -sfn $(LIBEXECDIR)/$$f "$$t"; echo "$$t -> $(LIBEXECDIR)/$$f"; \
+	  done; \
+	fi
+
+uninstall: ## remove what install put in place, restoring /etc/qemu-if{up,down}.orig
+	rm -f $(addprefix $(DESTDIR)$(LIBEXECDIR)/,$(CMDS))
+	-rmdir $(DESTDIR)$(LIBEXECDIR) 2>/dev/null
+	@for f in qemu-ifup qemu-ifdown; do \
+	  t=$(DESTDIR)$(SYSCONFDIR)/$$f; \
+	  if [ -L "$$t" ] && [ "$$(readlink "$$t")" = "$(LIBEXECDIR)/$$f" ]; then rm -f "$$t"; \
+	    if [ -e "$$t.orig" ]; then mv "$$t.orig" "$$t"; fi; fi; \
+	done
+
+clean: ## remove build output
+	rm -rf bin dist
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 12

@@ -1,0 +1,264 @@
+// Package nstest gives integration tests throwaway network namespaces with
+// bridges and taps inside, so that tests never touch the machine's own
+// interfaces.
+package nstest
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// EnvRequire, when set to 1 (as CI sets it), turns the skip of an
+// integration test that cannot run into a failure: a root CI job must not
+// pass by skipping.
+const EnvRequire = "QTH_REQUIRE_INTEGRATION"
+
+// RequireRoot skips the test, with one line saying why, unless the process
+// can create namespaces and taps.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	var why string
+	switch {
+	case os.Geteuid() != 0:
+		why = "integration test needs root (network namespaces, /dev/net/tun): run make test as root"
+	default:
+		if f, err := os.OpenFile("/dev/net/tun", os.O_RDWR, 0); err != nil {
+			why = "integration test needs /dev/net/tun: " + err.Error()
+		} else {
+			f.Close()
+		}
+	}
+	if why == "" {
+		return
+	}
+	if os.Getenv(EnvRequire) == "1" {
+		t.Fatalf("%s (%s=1 forbids skipping)", why, EnvRequire)
+	}
+	t.Skip(why)
+}
+
+// An NS is a named network namespace (visible in "ip netns list" while the
+// test runs) with a netlink handle bound to it.
+type NS struct {
+	Name   string
+	Handle *netlink.Handle
+	ns     netns.NsHandle
+}
+
+// New creates a namespace named qth-<random> and removes it, and whatever
+// is inside, when the test ends.
+func New(t testing.TB) *NS {
+	t.Helper()
+	RequireRoot(t)
+	var b [4]byte
+	rand.Read(b[:])
+	n := &NS{Name: "qth-" + hex.EncodeToString(b[:])}
+	err := onThread(func() error {
+		orig, err := netns.Get()
+		if err != nil {
+			return err
+		}
+		defer orig.Close()
+		h, err := netns.NewNamed(n.Name)
+		if err != nil {
+			return fmt.Errorf("create netns %s: %w", n.Name, err)
+		}
+		n.ns = h
+		return netns.Set(orig)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Handle, err = netlink.NewHandleAt(n.ns)
+	if err != nil {
+		t.Fatalf("netlink handle in %s: %v", n.Name, err)
+	}
+	t.Cleanup(func() {
+		n.Handle.Close()
+		n.ns.Close()
+		if err := netns.DeleteNamed(n.Name); err != nil {
+			t.Errorf("delete netns %s: %v", n.Name, err)
+		}
+	})
+	// The namespace starts with lo down; bring it up as a host would have.
+	if lo, err := n.Handle.LinkByName("lo"); err == nil {
+		n.Handle.LinkSetUp(lo)
+	}
+	return n
+}
+
+// onThread runs fn on a fresh OS thread that is thrown away afterwards, so
+// that a namespace switch inside fn can never leak to other goroutines.
+func onThread(fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		// No UnlockOSThread: the thread exits with the goroutine.
+		errc <- fn()
+	}()
+	return <-errc
+}
+
+// Do runs fn on an OS thread inside the namespace. Taps must be created
+// there: TUNSETIFF acts in the namespace of the calling thread.
+func (n *NS) Do(fn func() error) error {
+	return onThread(func() error {
+		if err := netns.Set(n.ns); err != nil {
+			return fmt.Errorf("enter %s: %w", n.Name, err)
+		}
+		return fn()
+	})
+}
+
+// Start starts cmd inside the namespace; the child inherits the namespace
+// of the thread that forks it.
+func (n *NS) Start(cmd *exec.Cmd) error {
+	return n.Do(cmd.Start)
+}
+
+// Run runs cmd inside the namespace and waits for it.
+func (n *NS) Run(cmd *exec.Cmd) error {
+	if err := n.Start(cmd); err != nil {
+		return err
+	}
+	return cmd.Wait()
+}
+
+// AddBridge creates an up bridge; mtu 0 leaves the kernel's default and
+// lets the bridge follow its ports, as a bridge made by hand does.
+func (n *NS) AddBridge(t testing.TB, name string, mtu int) *netlink.Bridge {
+	t.Helper()
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name}}
+	if err := n.Handle.LinkAdd(br); err != nil {
+		t.Fatalf("add bridge %s: %v", name, err)
+	}
+	l := n.Link(t, name)
+	if mtu != 0 {
+		if err := n.Handle.LinkSetMTU(l, mtu); err != nil {
+			t.Fatalf("set mtu of %s: %v", name, err)
+		}
+	}
+	if err := n.Handle.LinkSetUp(l); err != nil {
+		t.Fatalf("set %s up: %v", name, err)
+	}
+	return n.Link(t, name).(*netlink.Bridge)
+}
+
+// AddTap creates a persistent, down tap as QEMU leaves it before running
+// the up-script (QEMU's own tap is not persistent; persistence lets the
+// test create it without holding its file descriptor).
+func (n *NS) AddTap(t testing.TB, name string) netlink.Link {
+	t.Helper()
+	err := n.Do(func() error {
+		h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+		if err != nil {
+			return err
+		}
+		defer h.Close()
+		return h.LinkAdd(&netlink.Tuntap{
+			LinkAttrs: netlink.LinkAttrs{Name: name},
+			Mode:      netlink.TUNTAP_MODE_TAP,
+			Flags:     netlink.TUNTAP_NO_PI | netlink.TUNTAP_ONE_QUEUE,
+		})
+	})
+	if err != nil {
+		t.Fatalf("add tap %s: %v", name, err)
+	}
+	return n.Link(t, name)
+}
+
+// Link looks up an interface in the namespace.
+func (n *NS) Link(t testing.TB, name string) netlink.Link {
+	t.Helper()
+	l, err := n.Handle.LinkByName(name)
+	if err != nil {
+		t.Fatalf("look up %s in %s: %v", name, n.Name, err)
+	}
+	return l
+}
+
+// Exists reports whether an interface exists in the namespace.
+func (n *NS) Exists(name string) bool {
+	_, err := n.Handle.LinkByName(name)
+	return err == nil
+}
+
+// MasterName returns the name of l's master, or "" if it has none.
+func (n *NS) MasterName(t testing.TB, l netlink.Link) string {
+	t.Helper()
+	if l.Attrs().MasterIndex == 0 {
+		return ""
+	}
+	m, err := n.Handle.LinkByIndex(l.Attrs().MasterIndex)
+	if err != nil {
+		t.Fatalf("look up master of %s: %v", l.Attrs().Name, err)
+	}
+	return m.Attrs().Name
+}
+
+var (
+	buildOnce sync.Once
+	buildDir  string
+	buildErr  error
+)
+
+// Binaries builds the project's commands once per test binary and returns
+// the directory holding them (qemu-ifup, qemu-ifdown, qemu-launch).
+func Binaries(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "qth-bin-")
+		if buildErr != nil {
+			return
+		}
+		root, err := moduleRoot()
+		if err != nil {
+			buildErr = err
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", buildDir+"/", "./cmd/...")
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return buildDir
+}
+
+// moduleRoot finds the directory of go.mod above the working directory.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("go.mod not found above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// Output is the combined output of a command, trimmed.
+func Output(b []byte) string { return strings.TrimSpace(string(b)) }

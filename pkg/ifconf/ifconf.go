@@ -1,0 +1,274 @@
+// Package ifconf decides how qemu-ifup configures a tap: which bridge, MTU,
+// MAC policy and promiscuous mode. It reads, in this order of precedence:
+//
+//  1. the per-interface record qemu-launch writes under /run;
+//  2. the QEMU_BRIDGE environment variable (the bridge only);
+//  3. the first [Interface] rule of /etc/qemu-ifup.conf whose Name= matches;
+//  4. the [Defaults] section of that file;
+//  5. built-in defaults: bridge virbr0, the bridge's MTU, a high MAC,
+//     promiscuous on.
+//
+// Both files use systemd's unit-file syntax:
+//
+//	[Defaults]
+//	Bridge=virbr0
+//
+//	[Interface]
+//	Name=rt-* vm7-*
+//	Bridge=br-rt
+//	MTU=9000
+//	MAC=keep
+//	Promiscuous=no
+//	AllowMove=yes
+package ifconf
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/tap"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/unitfile"
+)
+
+// Paths and variables, as documented in the README.
+const (
+	DefaultConfigPath = "/etc/qemu-ifup.conf"
+	DefaultRunDir     = "/run/qemu-tap-helpers"
+	DefaultBridge     = "virbr0"
+
+	EnvBridge = "QEMU_BRIDGE"
+	EnvConfig = "QEMU_IFUP_CONFIG"
+	EnvRunDir = "QEMU_TAP_HELPERS_RUNDIR"
+)
+
+// A Rule is an [Interface] section: settings for the taps whose name
+// matches one of Patterns (shell globs, as path.Match takes them).
+type Rule struct {
+	Patterns []string
+	Line     int
+	Entries  []unitfile.Entry
+}
+
+// A Config is a parsed /etc/qemu-ifup.conf.
+type Config struct {
+	Path     string
+	Defaults []unitfile.Entry
+	Rules    []Rule
+}
+
+// ParseConfig parses and checks a whole config file; file names it in
+// errors ("file:line: ...").
+func ParseConfig(file string, data []byte) (*Config, error) {
+	secs, err := unitfile.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	c := &Config{Path: file}
+	for _, s := range secs {
+		switch s.Name {
+		case "Defaults":
+			for _, e := range s.Entries {
+				if err := apply(&tap.Port{}, e); err != nil {
+					return nil, fmt.Errorf("%s:%d: %w", file, e.Line, err)
+				}
+			}
+			c.Defaults = append(c.Defaults, s.Entries...)
+		case "Interface":
+			r := Rule{Line: s.Line}
+			for _, e := range s.Entries {
+				if e.Key == "Name" {
+					pats, err := patterns(e.Value)
+					if err != nil {
+						return nil, fmt.Errorf("%s:%d: Name: %w", file, e.Line, err)
+					}
+					r.Patterns = append(r.Patterns, pats...)
+					continue
+				}
+				if err := apply(&tap.Port{}, e); err != nil {
+					return nil, fmt.Errorf("%s:%d: %w", file, e.Line, err)
+				}
+				r.Entries = append(r.Entries, e)
+			}
+			if len(r.Patterns) == 0 {
+				return nil, fmt.Errorf("%s:%d: [Interface] without Name=", file, s.Line)
+			}
+			c.Rules = append(c.Rules, r)
+		default:
+			return nil, fmt.Errorf("%s:%d: unknown section [%s] (want [Defaults] or [Interface])", file, s.Line, s.Name)
+		}
+	}
+	return c, nil
+}
+
+func patterns(v string) ([]string, error) {
+	pats := strings.Fields(v)
+	if len(pats) == 0 {
+		return nil, errors.New("empty")
+	}
+	for _, p := range pats {
+		if _, err := path.Match(p, ""); err != nil {
+			return nil, fmt.Errorf("bad pattern %q", p)
+		}
+	}
+	return pats, nil
+}
+
+// Match returns the first rule matching the interface name, or nil.
+func (c *Config) Match(ifname string) *Rule {
+	for i := range c.Rules {
+		for _, p := range c.Rules[i].Patterns {
+			if ok, _ := path.Match(p, ifname); ok {
+				return &c.Rules[i]
+			}
+		}
+	}
+	return nil
+}
+
+// apply sets one key on p, checking its value.
+func apply(p *tap.Port, e unitfile.Entry) error {
+	v := e.Value
+	switch e.Key {
+	case "Bridge":
+		if err := tap.ValidateName(v); err != nil {
+			return fmt.Errorf("Bridge: %w", err)
+		}
+		p.Bridge = v
+	case "MTU":
+		if v == "bridge" {
+			p.MTU = 0
+			return nil
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 68 || n > 65535 {
+			return fmt.Errorf("MTU: %q is not \"bridge\" or a number from 68 to 65535", v)
+		}
+		p.MTU = n
+	case "MAC":
+		m, err := tap.ParseMACPolicy(v)
+		if err != nil {
+			return fmt.Errorf("MAC: %w", err)
+		}
+		p.MAC = m
+	case "Promiscuous":
+		b, err := parseBool(v)
+		if err != nil {
+			return fmt.Errorf("Promiscuous: %w", err)
+		}
+		p.Promisc = b
+	case "AllowMove":
+		b, err := parseBool(v)
+		if err != nil {
+			return fmt.Errorf("AllowMove: %w", err)
+		}
+		p.AllowMove = b
+	default:
+		return fmt.Errorf("unknown key %q", e.Key)
+	}
+	return nil
+}
+
+// parseBool takes the boolean spellings systemd takes.
+func parseBool(v string) (bool, error) {
+	switch strings.ToLower(v) {
+	case "1", "yes", "y", "true", "t", "on":
+		return true, nil
+	case "0", "no", "n", "false", "f", "off":
+		return false, nil
+	}
+	return false, fmt.Errorf("%q is not a boolean (yes or no)", v)
+}
+
+// An Env is where Resolve looks for settings beyond the tap's name.
+type Env struct {
+	// Getenv reads the environment; nil means the environment is not
+	// trusted (a setuid or file-capability run, see Secure) and only
+	// the default paths are used.
+	Getenv func(string) string
+}
+
+func (e Env) get(key string) string {
+	if e.Getenv == nil {
+		return ""
+	}
+	return e.Getenv(key)
+}
+
+// ConfigPath is the config file to read.
+func (e Env) ConfigPath() string {
+	if p := e.get(EnvConfig); p != "" {
+		return p
+	}
+	return DefaultConfigPath
+}
+
+// RunDir is where qemu-launch leaves per-interface records.
+func (e Env) RunDir() string {
+	if d := e.get(EnvRunDir); d != "" {
+		return d
+	}
+	return DefaultRunDir
+}
+
+// A Choice is the resolved port settings with where the bridge came from,
+// for the log.
+type Choice struct {
+	Port tap.Port
+	// From names the source of the bridge: "record /run/...",
+	// "QEMU_BRIDGE", "/etc/qemu-ifup.conf:12" or "default".
+	From string
+}
+
+// Resolve works out the settings for the tap called ifname. A missing
+// config file or record is not an error; an unreadable or malformed one is.
+func Resolve(ifname string, env Env) (Choice, error) {
+	ch := Choice{
+		Port: tap.Port{Bridge: DefaultBridge, MAC: tap.MACHigh, Promisc: true},
+		From: "default",
+	}
+	cfgPath := env.ConfigPath()
+	data, err := os.ReadFile(cfgPath)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return ch, fmt.Errorf("read config: %w", err)
+	default:
+		c, err := ParseConfig(cfgPath, data)
+		if err != nil {
+			return ch, err
+		}
+		ch.applyAll(c.Defaults, cfgPath)
+		if r := c.Match(ifname); r != nil {
+			ch.applyAll(r.Entries, cfgPath)
+		}
+	}
+	if br := env.get(EnvBridge); br != "" {
+		if err := tap.ValidateName(br); err != nil {
+			return ch, fmt.Errorf("%s: %w", EnvBridge, err)
+		}
+		ch.Port.Bridge, ch.From = br, EnvBridge
+	}
+	rec, err := ReadRecord(env.RunDir(), ifname)
+	if err != nil {
+		return ch, err
+	}
+	if rec != nil {
+		ch.applyAll(rec.Entries, rec.Path)
+	}
+	return ch, nil
+}
+
+// applyAll applies entries that were checked when parsed.
+func (ch *Choice) applyAll(entries []unitfile.Entry, file string) {
+	for _, e := range entries {
+		_ = apply(&ch.Port, e)
+		if e.Key == "Bridge" {
+			ch.From = file + ":" + strconv.Itoa(e.Line)
+		}
+	}
+}

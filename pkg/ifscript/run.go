@@ -1,0 +1,210 @@
+package ifscript
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/version"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/ifconf"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/tap"
+)
+
+// A System is what a run touches besides netlink: the process's streams,
+// its environment and the journal.
+type System struct {
+	Stdout, Stderr io.Writer
+	// Env is nil when the environment must not be trusted.
+	Env func(string) string
+	// Journal sends one entry; nil when no journal is available.
+	Journal func(msg string, pri int, fields map[string]string) error
+	// StderrIsJournal is set when stderr already goes to the journal, so
+	// a message is not logged twice.
+	StderrIsJournal bool
+}
+
+// Journal priorities (syslog levels).
+const (
+	PriErr  = 3
+	PriInfo = 6
+)
+
+// Main runs the command with the arguments after the program name and
+// returns the exit status: 0 success, 1 failure, 2 usage error.
+func (c Command) Main(args []string, sys *System) int {
+	o, err := c.Parse(args)
+	var uerr *UsageError
+	switch {
+	case errors.As(err, &uerr):
+		fmt.Fprintf(sys.Stderr, "%s: %s\n%s\n", c.Name, uerr.msg, c.usage())
+		return 2
+	case o.Help:
+		io.WriteString(sys.Stdout, c.help())
+		return 0
+	case o.Version:
+		fmt.Fprintf(sys.Stdout, "%s %s\n", c.Name, version.Version)
+		return 0
+	}
+	if err := c.run(o, sys); err != nil {
+		log := sys.logger(c.Name, o.Ifname, false)
+		log.send(PriErr, err.Error(), "")
+		return 1
+	}
+	return 0
+}
+
+// logger writes one line per event to stderr and, where there is one, to
+// the journal with fields naming the tap and the bridge.
+type logger struct {
+	sys   *System
+	prog  string
+	tap   string
+	quiet bool
+}
+
+func (s *System) logger(prog, tap string, quiet bool) logger {
+	return logger{sys: s, prog: prog, tap: tap, quiet: quiet}
+}
+
+func (l logger) send(pri int, msg, bridge string) {
+	line := l.prog + ": " + msg
+	if l.sys.Journal != nil {
+		fields := map[string]string{"SYSLOG_IDENTIFIER": l.prog, "QEMU_TAP": l.tap}
+		if bridge != "" {
+			fields["QEMU_BRIDGE"] = bridge
+		}
+		if l.sys.Journal(line, pri, fields) == nil && l.sys.StderrIsJournal {
+			return
+		}
+	}
+	if pri <= PriErr || !l.quiet {
+		fmt.Fprintln(l.sys.Stderr, line)
+	}
+}
+
+func (l logger) info(msg, bridge string) { l.send(PriInfo, l.tap+": "+msg, bridge) }
+
+func (s *System) env() ifconf.Env { return ifconf.Env{Getenv: s.Env} }
+
+func openHandle() (*netlink.Handle, error) {
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("open netlink: %w", err)
+	}
+	return h, nil
+}
+
+func up(o Options, sys *System) error {
+	ch, err := ifconf.Resolve(o.Ifname, sys.env())
+	if err != nil {
+		return fmt.Errorf("%s: %w", o.Ifname, err)
+	}
+	h, err := openHandle()
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	pl, err := tap.PlanUp(h, o.Ifname, ch.Port)
+	if err != nil {
+		return err
+	}
+	br := ch.Port.Bridge
+	switch {
+	case o.DryRun:
+		printPlan(sys.Stdout, pl, "already a port of "+br+" as configured")
+		return nil
+	case o.Check:
+		if len(pl.Changes) > 0 {
+			return fmt.Errorf("%s: differs from the configuration: %s", o.Ifname, joinChanges(pl.Changes))
+		}
+		fmt.Fprintf(sys.Stdout, "%s: port of %s as configured\n", o.Ifname, br)
+		return nil
+	}
+	log := sys.logger(Up().Name, o.Ifname, o.Quiet)
+	if len(pl.Changes) == 0 {
+		log.info("already a port of "+br+" as configured, nothing changed", br)
+		return nil
+	}
+	return pl.Apply(h, func(c tap.Change) {
+		msg := c.String()
+		if c.Op == tap.OpAttach {
+			msg += " (bridge from " + ch.From + ")"
+		}
+		log.info(msg, br)
+	})
+}
+
+func down(o Options, sys *System) error {
+	env := sys.env()
+	ch, err := ifconf.Resolve(o.Ifname, env)
+	if err != nil {
+		return fmt.Errorf("%s: %w", o.Ifname, err)
+	}
+	h, err := openHandle()
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	pl, err := tap.PlanDown(h, o.Ifname, ch.Port.Promisc)
+	if err != nil {
+		return err
+	}
+	idle := "on no bridge, nothing to do"
+	if pl.Gone {
+		idle = "already gone, nothing to do"
+	}
+	if o.DryRun {
+		printPlan(sys.Stdout, pl, idle)
+		return nil
+	}
+	log := sys.logger(Down().Name, o.Ifname, o.Quiet)
+	if len(pl.Changes) == 0 {
+		log.info(idle, "")
+	} else if err := pl.Apply(h, func(c tap.Change) { log.info(c.String(), pl.Bridge) }); err != nil {
+		return err
+	}
+	return ifconf.RemoveRecord(env.RunDir(), o.Ifname)
+}
+
+func printPlan(w io.Writer, pl *tap.Plan, idle string) {
+	if len(pl.Changes) == 0 {
+		fmt.Fprintf(w, "%s: %s\n", pl.Tap, idle)
+		return
+	}
+	for _, c := range pl.Changes {
+		fmt.Fprintf(w, "%s: %s\n", pl.Tap, c)
+	}
+}
+
+func joinChanges(cs []tap.Change) string {
+	s := make([]string, len(cs))
+	for i, c := range cs {
+		s[i] = c.String()
+	}
+	return strings.Join(s, ", ")
+}
+
+// atSecure is AT_SECURE from <linux/auxvec.h>.
+const atSecure = 23
+
+// Secure reports whether the process runs with privileges its caller did
+// not have (setuid, setgid or file capabilities), when the environment is
+// the caller's to choose and must be ignored.
+func Secure() bool {
+	auxv, err := unix.Auxv()
+	if err != nil {
+		// Without the auxiliary vector, compare the IDs as a fallback.
+		return os.Getuid() != os.Geteuid() || os.Getgid() != os.Getegid()
+	}
+	for _, kv := range auxv {
+		if kv[0] == atSecure {
+			return kv[1] != 0
+		}
+	}
+	return false
+}

@@ -1,0 +1,136 @@
+package tap
+
+import (
+	"fmt"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/bridge"
+)
+
+// Apply makes the plan's changes in order, calling done after each one.
+// If a change fails, Apply undoes the changes already made, newest first,
+// so that no half-configured tap is left behind, and returns the error.
+func (pl *Plan) Apply(h *netlink.Handle, done func(Change)) error {
+	for i, c := range pl.Changes {
+		if pl.beforeStep != nil {
+			pl.beforeStep(c)
+		}
+		err := pl.do(h, c, pl.want)
+		applied := pl.Changes[:i]
+		if err == nil && c.Op == OpAttach {
+			applied = pl.Changes[:i+1]
+			err = pl.verifyBridge(h)
+		}
+		if err != nil {
+			if uerr := pl.undo(h, applied); uerr != nil {
+				return fmt.Errorf("%w; undoing earlier changes failed: %v", err, uerr)
+			}
+			if len(applied) > 0 {
+				return fmt.Errorf("%w (earlier changes undone)", err)
+			}
+			return err
+		}
+		if done != nil {
+			done(c)
+		}
+	}
+	return nil
+}
+
+// undo reverts applied changes, newest first, and returns the first error.
+// A tap that vanished meanwhile has nothing left to undo.
+func (pl *Plan) undo(h *netlink.Handle, applied []Change) error {
+	var first error
+	for i := len(applied) - 1; i >= 0; i-- {
+		err := pl.do(h, applied[i], pl.have)
+		if bridge.IsNotFound(err) {
+			return nil
+		}
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// do sets the attribute c changes to its value in s.
+func (pl *Plan) do(h *netlink.Handle, c Change, s state) error {
+	tap := pl.Tap
+	switch c.Op {
+	case OpMTU:
+		if err := h.LinkSetMTU(pl.link, s.mtu); err != nil {
+			return fmt.Errorf("set mtu of %s to %d: %w", tap, s.mtu, err)
+		}
+	case OpMAC:
+		if err := h.LinkSetHardwareAddr(pl.link, s.mac); err != nil {
+			return fmt.Errorf("set mac of %s to %s: %w", tap, s.mac, err)
+		}
+	case OpAttach, OpDetach:
+		if err := h.LinkSetMasterByIndex(pl.link, s.master); err != nil {
+			if s.master == 0 {
+				return fmt.Errorf("detach %s from %s: %w", tap, pl.Bridge, err)
+			}
+			return fmt.Errorf("attach %s to %s: %w", tap, pl.Bridge, pl.bridgeErr(h, err))
+		}
+	case OpPromisc, OpPromiscOff:
+		set := h.SetPromiscOff
+		if s.promisc {
+			set = h.SetPromiscOn
+		}
+		if err := set(pl.link); err != nil {
+			return fmt.Errorf("set promisc of %s %s: %w", tap, onOff(s.promisc), err)
+		}
+	case OpUp:
+		set := h.LinkSetDown
+		if s.up {
+			set = h.LinkSetUp
+		}
+		if err := set(pl.link); err != nil {
+			return fmt.Errorf("set %s %s: %w", tap, upDown(s.up), err)
+		}
+	}
+	return nil
+}
+
+// bridgeErr explains a failed attach by the bridge having vanished, which
+// the kernel reports only as EINVAL.
+func (pl *Plan) bridgeErr(h *netlink.Handle, err error) error {
+	if _, lerr := h.LinkByIndex(pl.br.Attrs().Index); bridge.IsNotFound(lerr) {
+		return fmt.Errorf("bridge %s disappeared", pl.Bridge)
+	}
+	return err
+}
+
+// verifyBridge checks, once the tap is a port, that its master is still the
+// bridge that was looked up: the attach goes by index, so a bridge renamed
+// or set down in the meantime would otherwise go unnoticed.
+func (pl *Plan) verifyBridge(h *netlink.Handle) error {
+	l, err := h.LinkByIndex(pl.br.Attrs().Index)
+	switch {
+	case bridge.IsNotFound(err):
+		return fmt.Errorf("attach %s to %s: bridge %s disappeared", pl.Tap, pl.Bridge, pl.Bridge)
+	case err != nil:
+		return fmt.Errorf("attach %s to %s: look up bridge: %w", pl.Tap, pl.Bridge, err)
+	case l.Attrs().Name != pl.Bridge:
+		return fmt.Errorf("attach %s to %s: bridge %s was renamed to %s", pl.Tap, pl.Bridge, pl.Bridge, l.Attrs().Name)
+	case l.Attrs().RawFlags&unix.IFF_UP == 0:
+		return fmt.Errorf("attach %s to %s: bridge %s went down", pl.Tap, pl.Bridge, pl.Bridge)
+	}
+	return nil
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+func upDown(b bool) string {
+	if b {
+		return "up"
+	}
+	return "down"
+}

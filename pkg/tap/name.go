@@ -1,0 +1,53 @@
+// Package tap configures a QEMU tap interface as a port of a Linux bridge,
+// the job of /etc/qemu-ifup and /etc/qemu-ifdown, over netlink.
+package tap
+
+import (
+	"fmt"
+	"unicode"
+	"unicode/utf8"
+)
+
+// MaxNameLen is the longest interface name Linux accepts (IFNAMSIZ - 1).
+// Longer names are silently truncated by TUNSETIFF and by vishvananda/netlink,
+// so acting on one could touch another interface (compare CVE-2019-13164).
+const MaxNameLen = 15
+
+// A NameError says why a string is not an interface name.
+type NameError struct {
+	Name   string
+	Reason string
+}
+
+func (e *NameError) Error() string {
+	return fmt.Sprintf("invalid interface name %q: %s", e.Name, e.Reason)
+}
+
+// ValidateName checks name the way the kernel's dev_valid_name does, and
+// also refuses what would make a log line or a journal field ambiguous:
+// 1 to 15 bytes, not "." or "..", no '/', ':', whitespace, control
+// characters or invalid UTF-8.
+func ValidateName(name string) error {
+	bad := func(reason string) error { return &NameError{Name: name, Reason: reason} }
+	switch {
+	case name == "":
+		return bad("empty")
+	case len(name) > MaxNameLen:
+		return bad(fmt.Sprintf("%d bytes, longer than %d", len(name), MaxNameLen))
+	case name == "." || name == "..":
+		return bad("reserved")
+	case !utf8.ValidString(name):
+		return bad("not valid UTF-8")
+	}
+	for _, r := range name {
+		switch {
+		case r == '/' || r == ':':
+			return bad(fmt.Sprintf("contains %q", r))
+		case unicode.IsSpace(r):
+			return bad("contains whitespace")
+		case unicode.IsControl(r):
+			return bad("contains a control character")
+		}
+	}
+	return nil
+}

@@ -1,0 +1,235 @@
+package tap
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/bridge"
+)
+
+// An Op is one kind of change to a tap.
+type Op int
+
+// The changes, in the order ifup makes them: the MTU and MAC before the tap
+// joins the bridge, so that the bridge's own MTU and MAC never follow the
+// new port (as libvirt and qemu-bridge-helper order them).
+const (
+	OpMTU Op = iota
+	OpMAC
+	OpAttach
+	OpPromisc
+	OpUp
+	OpPromiscOff
+	OpDetach
+)
+
+// A Change is one step of a Plan, with the values it changes from and to.
+type Change struct {
+	Op       Op
+	From, To string
+}
+
+func (c Change) String() string {
+	switch c.Op {
+	case OpMTU:
+		return "mtu " + c.From + " -> " + c.To
+	case OpMAC:
+		return "mac " + c.From + " -> " + c.To
+	case OpAttach:
+		if c.From != "" {
+			return "move from " + c.From + " to " + c.To
+		}
+		return "attach to " + c.To
+	case OpPromisc:
+		return "promisc on"
+	case OpUp:
+		return "up"
+	case OpPromiscOff:
+		return "promisc off"
+	case OpDetach:
+		return "detach from " + c.From
+	}
+	return "op " + strconv.Itoa(int(c.Op))
+}
+
+// state is what a plan reads from and writes to a tap.
+type state struct {
+	mtu     int
+	mac     net.HardwareAddr
+	master  int // ifindex of the bridge, 0 for none
+	promisc bool
+	up      bool
+}
+
+// A Plan is what ifup or ifdown will change on one tap, computed from the
+// tap's state as read over netlink.
+type Plan struct {
+	// Tap and Bridge name the tap and the bridge concerned; Bridge is
+	// empty for an ifdown plan on a tap that is on no bridge.
+	Tap    string
+	Bridge string
+	// Gone is set by PlanDown when the tap no longer exists.
+	Gone bool
+	// Changes lists the steps, in order; empty when there is nothing to do.
+	Changes []Change
+
+	link       netlink.Link
+	br         *netlink.Bridge
+	have, want state
+
+	// beforeStep, when set, runs before each change: tests use it to
+	// inject faults between reading the state and changing it.
+	beforeStep func(Change)
+}
+
+// ErrNotTap is returned (wrapped) for an interface that is not a tap.
+// The helpers refuse to touch anything else: "qemu-ifup eth0" must never
+// move the host's uplink into a bridge.
+var ErrNotTap = errors.New("not a tap interface")
+
+// ErrNoSuchInterface is returned (wrapped) when the tap does not exist.
+var ErrNoSuchInterface = errors.New("no such interface")
+
+// getTap looks up a tap by name.
+func getTap(h *netlink.Handle, name string) (netlink.Link, error) {
+	l, err := h.LinkByName(name)
+	if err != nil {
+		if bridge.IsNotFound(err) {
+			return nil, fmt.Errorf("%s: %w", name, ErrNoSuchInterface)
+		}
+		return nil, fmt.Errorf("%s: look up: %w", name, err)
+	}
+	t, ok := l.(*netlink.Tuntap)
+	if !ok {
+		return nil, fmt.Errorf("%s: %w (%s)", name, ErrNotTap, l.Type())
+	}
+	if t.Mode == netlink.TUNTAP_MODE_TUN {
+		return nil, fmt.Errorf("%s: %w (a tun device, which carries no Ethernet frames)", name, ErrNotTap)
+	}
+	return l, nil
+}
+
+func stateOf(l netlink.Link) state {
+	a := l.Attrs()
+	return state{
+		mtu:    a.MTU,
+		mac:    a.HardwareAddr,
+		master: a.MasterIndex,
+		// RawFlags carries the flags a user set (dev->gflags for
+		// IFF_PROMISC), not the promiscuity a bridge adds by itself.
+		promisc: a.RawFlags&unix.IFF_PROMISC != 0,
+		up:      a.RawFlags&unix.IFF_UP != 0,
+	}
+}
+
+// PlanUp reads the tap called name and the bridge p.Bridge and returns the
+// changes that make the tap the port p describes. It changes nothing.
+func PlanUp(h *netlink.Handle, name string, p Port) (*Plan, error) {
+	l, err := getTap(h, name)
+	if err != nil {
+		return nil, err
+	}
+	br, err := bridge.Get(h, p.Bridge)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if br.Attrs().RawFlags&unix.IFF_UP == 0 {
+		return nil, fmt.Errorf("%s: bridge %s is down", name, p.Bridge)
+	}
+	pl := &Plan{Tap: name, Bridge: p.Bridge, link: l, br: br, have: stateOf(l)}
+	have := pl.have
+	want := have
+	want.mtu = p.MTU
+	if want.mtu == 0 {
+		want.mtu = br.Attrs().MTU
+	}
+	if p.MAC == MACHigh {
+		want.mac = HighMAC(have.mac)
+	}
+	want.master = br.Attrs().Index
+	want.promisc = have.promisc || p.Promisc
+	want.up = true
+	pl.want = want
+
+	if have.mtu != want.mtu {
+		pl.add(OpMTU, strconv.Itoa(have.mtu), strconv.Itoa(want.mtu))
+	}
+	if !bytes.Equal(have.mac, want.mac) {
+		pl.add(OpMAC, have.mac.String(), want.mac.String())
+	}
+	if have.master != want.master {
+		from := ""
+		if have.master != 0 {
+			cur, err := masterName(h, have.master)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
+			if !p.AllowMove {
+				return nil, fmt.Errorf("%s: already a port of %s, not %s (AllowMove=yes in the config moves it)", name, cur, p.Bridge)
+			}
+			from = cur
+		}
+		pl.add(OpAttach, from, p.Bridge)
+	}
+	if have.promisc != want.promisc {
+		pl.add(OpPromisc, "off", "on")
+	}
+	if !have.up {
+		pl.add(OpUp, "down", "up")
+	}
+	return pl, nil
+}
+
+// masterName returns the name of the bridge with the given index, and an
+// error if that master is not a Linux bridge (a bond, a VRF, OVS).
+func masterName(h *netlink.Handle, index int) (string, error) {
+	m, err := h.LinkByIndex(index)
+	if err != nil {
+		return "", fmt.Errorf("look up master %d: %w", index, err)
+	}
+	if _, ok := m.(*netlink.Bridge); !ok {
+		return "", fmt.Errorf("enslaved to %s, which is %w (%s)", m.Attrs().Name, bridge.ErrNotBridge, m.Type())
+	}
+	return m.Attrs().Name, nil
+}
+
+// PlanDown reads the tap called name and returns the changes that take it
+// off its bridge and, if promisc is set, turn off the promiscuous mode ifup
+// turned on. A tap that is gone or on no bridge gives a plan without
+// changes: QEMU may have removed it already, or a crashed QEMU never ran
+// the down-script.
+func PlanDown(h *netlink.Handle, name string, promisc bool) (*Plan, error) {
+	l, err := getTap(h, name)
+	if errors.Is(err, ErrNoSuchInterface) {
+		return &Plan{Tap: name, Gone: true}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	pl := &Plan{Tap: name, link: l, have: stateOf(l)}
+	pl.want = pl.have
+	if pl.have.promisc && promisc {
+		pl.want.promisc = false
+		pl.add(OpPromiscOff, "on", "off")
+	}
+	if pl.have.master != 0 {
+		cur, err := masterName(h, pl.have.master)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		pl.Bridge = cur
+		pl.want.master = 0
+		pl.add(OpDetach, cur, "")
+	}
+	return pl, nil
+}
+
+func (pl *Plan) add(op Op, from, to string) {
+	pl.Changes = append(pl.Changes, Change{Op: op, From: from, To: to})
+}

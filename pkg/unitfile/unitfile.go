@@ -1,0 +1,137 @@
+// Package unitfile reads files in systemd's unit-file syntax (the syntax of
+// .service, .network and .nspawn files) and keeps the line number of every
+// section and entry, so that callers can report "file:line: key" errors.
+//
+// Values are parsed by go-systemd's unit package; this package adds line
+// numbers and rejects the lines that package skips silently (text before the
+// first section, lines that are neither a section, a comment nor KEY=VALUE).
+package unitfile
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+
+	"github.com/coreos/go-systemd/v22/unit"
+)
+
+// An Entry is one KEY=VALUE assignment.
+type Entry struct {
+	Key   string
+	Value string
+	Line  int // 1-based line of the key
+}
+
+// A Section is a [Name] header and the entries under it.
+type Section struct {
+	Name    string
+	Line    int // 1-based line of the header
+	Entries []Entry
+}
+
+// An Error is a syntax error at a line of the input.
+type Error struct {
+	Line int
+	Msg  string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e.Msg) }
+
+// Parse reads a whole unit-syntax document. Repeated sections are returned
+// in order, as separate Sections.
+func Parse(data []byte) ([]Section, error) {
+	shape, err := scan(data)
+	if err != nil {
+		return nil, err
+	}
+	parsed, err := unit.DeserializeSections(bytes.NewReader(data))
+	if err != nil {
+		return nil, &Error{Line: lineCount(data), Msg: err.Error()}
+	}
+	// scan and the unit lexer walk the same lines, so they agree on the
+	// number of sections and entries; a mismatch means input we do not
+	// understand, reported rather than guessed at.
+	if len(parsed) != len(shape) {
+		return nil, &Error{Line: 1, Msg: "unparsable file"}
+	}
+	out := make([]Section, len(parsed))
+	for i, ps := range parsed {
+		s := shape[i]
+		if len(ps.Entries) != len(s.Entries) || ps.Section != s.Name {
+			return nil, &Error{Line: s.Line, Msg: "unparsable section"}
+		}
+		for j, e := range ps.Entries {
+			s.Entries[j].Value = e.Value
+		}
+		out[i] = s
+	}
+	return out, nil
+}
+
+// scan finds sections and keys with their line numbers, following the
+// lexer of go-systemd's unit package: comments start with '#' or ';', a
+// value or a comment ending in a backslash continues on the next line.
+func scan(data []byte) ([]Section, error) {
+	var (
+		sections []Section
+		cont     bool // the previous line continues on this one
+		n        int
+	)
+	for len(data) > 0 {
+		n++
+		var line []byte
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			line, data = data, nil
+		}
+		line = bytes.TrimSuffix(line, []byte{'\r'})
+		if len(line) > unit.SYSTEMD_LINE_MAX {
+			return nil, &Error{Line: n, Msg: unit.ErrLineTooLong.Error()}
+		}
+		if cont {
+			// A blank line ends a continued value.
+			cont = len(bytes.TrimSpace(line)) != 0 && bytes.HasSuffix(line, []byte{'\\'})
+			continue
+		}
+		t := bytes.TrimLeft(line, " \t\v\f")
+		switch {
+		case len(t) == 0:
+		case t[0] == '#' || t[0] == ';':
+			cont = bytes.HasSuffix(bytes.TrimRight(t, " "), []byte{'\\'})
+		case t[0] == '[':
+			end := bytes.IndexByte(t, ']')
+			if end < 0 {
+				return nil, &Error{Line: n, Msg: "section header without ']'"}
+			}
+			if rest := bytes.TrimSpace(t[end+1:]); len(rest) > 0 {
+				return nil, &Error{Line: n, Msg: fmt.Sprintf("text after section header: %q", rest)}
+			}
+			name := string(t[1:end])
+			if name == "" || strings.ContainsAny(name, "[]") {
+				return nil, &Error{Line: n, Msg: fmt.Sprintf("bad section name %q", name)}
+			}
+			sections = append(sections, Section{Name: name, Line: n})
+		default:
+			eq := bytes.IndexByte(t, '=')
+			if eq < 0 {
+				return nil, &Error{Line: n, Msg: fmt.Sprintf("expected KEY=VALUE, got %q", t)}
+			}
+			key := string(bytes.TrimSpace(t[:eq]))
+			if key == "" {
+				return nil, &Error{Line: n, Msg: "empty key"}
+			}
+			if len(sections) == 0 {
+				return nil, &Error{Line: n, Msg: fmt.Sprintf("%s= before any [section]", key)}
+			}
+			s := &sections[len(sections)-1]
+			s.Entries = append(s.Entries, Entry{Key: key, Line: n})
+			cont = len(bytes.TrimSpace(t[eq+1:])) != 0 && bytes.HasSuffix(t, []byte{'\\'})
+		}
+	}
+	return sections, nil
+}
+
+func lineCount(data []byte) int {
+	return bytes.Count(data, []byte{'\n'}) + 1
+}
