@@ -1,0 +1,124 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/nstest"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/test/guest"
+)
+
+// The seed's addresses: virbr0 on the host, eth0 in the guest.
+const (
+	hostAddr  = "192.168.122.1"
+	guestAddr = "192.168.122.10"
+	pings     = 3
+)
+
+// TestSeedProcedure is the users' procedure with plain QEMU: the seed's
+// -netdev tap wiring with our helpers as script= and downscript=.
+func TestSeedProcedure(t *testing.T) {
+	for _, model := range []string{"e1000", "virtio-net-pci"} {
+		t.Run(model, func(t *testing.T) {
+			ns, g := setup(t)
+			bin := nstest.Binaries(t)
+			// A bridge MTU other than a tap's default, so that the
+			// MTU check below can fail.
+			addBridge(t, ns, "virbr0", hostAddr+"/24", 9000)
+
+			args := append([]string{qemuBinary}, baseArgs(g, guest.Config{Answer: pings})...)
+			args = append(args,
+				"-device", model+",netdev=vm0",
+				"-netdev", "tap,id=vm0,script="+bin+"/qemu-ifup,downscript="+bin+"/qemu-ifdown")
+			v := startVM(t, ns, helperEnv(t), args...)
+			v.ready(t)
+
+			tap := onlyTap(t, ns)
+			checkPort(t, ns, tap, "virbr0")
+			hostPing(t, ns, guestAddr, pings)
+			v.passed(t)
+
+			if !hasReport(v.console.Reports(), "ping "+hostAddr+" ok") {
+				t.Errorf("guest did not ping %s: %q", hostAddr, v.console.Reports())
+			}
+			if p := ports(t, ns, "virbr0"); len(p) != 0 {
+				t.Errorf("ports left on virbr0 after the guest stopped: %q", p)
+			}
+			// The helpers ran and said so (stderr is QEMU's: no journal here).
+			log := v.stderr.String()
+			for _, want := range []string{"qemu-ifup: " + tap + ": attach to virbr0", "qemu-ifdown: " + tap + ": detach from virbr0"} {
+				if !strings.Contains(log, want) {
+					t.Errorf("QEMU's stderr lacks %q:\n%s", want, log)
+				}
+			}
+		})
+	}
+}
+
+// TestBridgePerNIC puts a guest's two NICs on two bridges, each tap on its
+// own, chosen by /etc/qemu-ifup.conf rules on the tap names.
+func TestBridgePerNIC(t *testing.T) {
+	ns, g := setup(t)
+	bin := nstest.Binaries(t)
+	addBridge(t, ns, "virbr0", hostAddr+"/24", 0)
+	addBridge(t, ns, "virbr1", "192.168.123.1/24", 0)
+
+	conf := filepath.Join(t.TempDir(), "qemu-ifup.conf")
+	rules := "[Interface]\nName=vm-a\nBridge=virbr0\n\n[Interface]\nName=vm-b\nBridge=virbr1\n"
+	if err := os.WriteFile(conf, []byte(rules), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := guest.Config{
+		Addrs:  []string{guestAddr + "/24", "192.168.123.10/24"},
+		Ping:   []string{hostAddr, "192.168.123.1"},
+		Answer: 2 * pings,
+	}
+	scripts := ",script=" + bin + "/qemu-ifup,downscript=" + bin + "/qemu-ifdown"
+	args := append([]string{qemuBinary}, baseArgs(g, cfg)...)
+	// Same model twice: PCI order makes the first eth0 in the guest.
+	args = append(args,
+		"-device", "virtio-net-pci,netdev=a", "-netdev", "tap,id=a,ifname=vm-a"+scripts,
+		"-device", "virtio-net-pci,netdev=b", "-netdev", "tap,id=b,ifname=vm-b"+scripts)
+	v := startVM(t, ns, append(helperEnv(t), "QEMU_IFUP_CONFIG="+conf), args...)
+	v.ready(t)
+
+	checkPort(t, ns, "vm-a", "virbr0")
+	checkPort(t, ns, "vm-b", "virbr1")
+	hostPing(t, ns, guestAddr, pings)
+	hostPing(t, ns, "192.168.123.10", pings)
+	v.passed(t)
+	for _, br := range []string{"virbr0", "virbr1"} {
+		if p := ports(t, ns, br); len(p) != 0 {
+			t.Errorf("ports left on %s after the guest stopped: %q", br, p)
+		}
+	}
+}
+
+// TestNoBridge: without virbr0, qemu-ifup fails, QEMU refuses to start,
+// the user reads why, and nothing is left behind.
+func TestNoBridge(t *testing.T) {
+	ns, g := setup(t)
+	bin := nstest.Binaries(t)
+	args := append([]string{qemuBinary}, baseArgs(g, guest.Config{})...)
+	args = append(args,
+		"-device", "e1000,netdev=vm0",
+		"-netdev", "tap,id=vm0,script="+bin+"/qemu-ifup,downscript="+bin+"/qemu-ifdown")
+	v := startVM(t, ns, helperEnv(t), args...)
+	if err := v.wait(t); err == nil {
+		t.Fatal("QEMU exited 0 without virbr0, want a failure")
+	}
+	log := v.stderr.String()
+	for _, want := range []string{"qemu-ifup: ", "virbr0", "network script " + bin + "/qemu-ifup failed"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, log)
+		}
+	}
+	if r := v.console.Reports(); len(r) != 0 {
+		t.Errorf("the guest ran: %q", r)
+	}
+	if left := taps(t, ns); len(left) != 0 {
+		t.Errorf("taps left in %s: %q", ns.Name, left)
+	}
+}
