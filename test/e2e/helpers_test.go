@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -93,14 +94,13 @@ func addBridge(t *testing.T, ns *nstest.NS, name, cidr string, mtu int) *netlink
 }
 
 // helperEnv keeps the helpers away from the machine's own configuration:
-// no /etc/qemu-ifup.conf, records in a private directory.
-func helperEnv(t *testing.T, extra ...string) []string {
-	t.Helper()
-	dir := t.TempDir()
-	return append([]string{
-		"QEMU_IFUP_CONFIG=" + dir + "/no-such-qemu-ifup.conf",
-		"QEMU_TAP_HELPERS_RUNDIR=" + dir + "/run",
-	}, extra...)
+// their config file is dir/qemu-ifup.conf (absent unless the test writes
+// it) and qemu-launch's records go to dir/run.
+func helperEnv(dir string) []string {
+	return []string{
+		"QEMU_IFUP_CONFIG=" + filepath.Join(dir, "qemu-ifup.conf"),
+		"QEMU_TAP_HELPERS_RUNDIR=" + filepath.Join(dir, "run"),
+	}
 }
 
 // baseArgs are the machine options every test guest uses: the seed's,
