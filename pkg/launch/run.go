@@ -353,7 +353,7 @@ func (r *run) supervise(ctx context.Context) {
 		defer t.Stop()
 		tick = t.C
 	}
-	s := stopper{proc: r.cmd.Process, logf: r.logf, shutdown: r.cfg.shutdownTimeout(),
+	s := stopper{proc: r.cmd.Process, shutdown: r.cfg.shutdownTimeout(), term: TermTimeout,
 		powerdown: func() error {
 			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			defer cancel()
@@ -386,8 +386,8 @@ func (r *run) supervise(ctx context.Context) {
 type stopper struct {
 	proc      *os.Process
 	powerdown func() error
-	shutdown  time.Duration
-	logf      func(string, ...any)
+	shutdown  time.Duration // from powerdown to SIGTERM
+	term      time.Duration // from SIGTERM to SIGKILL
 
 	stage int // 0 running, 1 powering down, 2 terminated, 3 killed
 	t     *time.Timer
@@ -423,8 +423,8 @@ func (s *stopper) signal(sig unix.Signal, why string) string {
 		return fmt.Sprintf("%ssending %v to QEMU: %v", why, sig, err)
 	}
 	if sig == unix.SIGTERM {
-		s.t = time.NewTimer(TermTimeout)
-		return fmt.Sprintf("%ssent SIGTERM to QEMU; SIGKILL in %s", why, TermTimeout)
+		s.t = time.NewTimer(s.term)
+		return fmt.Sprintf("%ssent SIGTERM to QEMU; SIGKILL in %s", why, s.term)
 	}
 	return why + "sent SIGKILL to QEMU"
 }
@@ -451,7 +451,7 @@ func (r *run) kill(ctx context.Context) {
 			}
 		}
 	}
-	s := stopper{proc: r.cmd.Process, stage: 1}
+	s := stopper{proc: r.cmd.Process, stage: 1, term: TermTimeout}
 	for !r.hasExited() && s.stage < 3 {
 		s.next()
 		select {

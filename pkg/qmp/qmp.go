@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -125,13 +126,19 @@ func (c *Client) withContext(ctx context.Context, fn func() error) error {
 	return err
 }
 
+// hungUp turns the errors of a peer that went away into
+// io.ErrUnexpectedEOF, which callers take as "QEMU exited".
+func hungUp(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+		return fmt.Errorf("QEMU closed the connection: %w", io.ErrUnexpectedEOF)
+	}
+	return err
+}
+
 func (c *Client) read() (*message, error) {
 	line, err := c.r.ReadBytes('\n')
 	if err != nil {
-		if errors.Is(err, io.EOF) && len(line) == 0 {
-			return nil, fmt.Errorf("QEMU closed the connection: %w", io.ErrUnexpectedEOF)
-		}
-		return nil, err
+		return nil, hungUp(err)
 	}
 	var m message
 	if err := json.Unmarshal(line, &m); err != nil {
@@ -160,7 +167,7 @@ func (c *Client) Execute(ctx context.Context, command string, args, result any) 
 	}
 	err = c.withContext(ctx, func() error {
 		if _, err := c.conn.Write(append(req, '\n')); err != nil {
-			return err
+			return hungUp(err)
 		}
 		for {
 			m, err := c.read()

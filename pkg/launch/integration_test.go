@@ -1,0 +1,333 @@
+package launch_test
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/nstest"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/cpuset"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/sched"
+)
+
+// These tests run the built qemu-launch with Debian's stock QEMU under TCG
+// (-accel tcg: nested KVM does not work on the build machines).
+
+const qemu = "qemu-system-x86_64"
+
+// hangGuard bounds every wait, so that a broken launcher fails the test
+// instead of hanging it. It is not a timing assertion.
+const hangGuard = 2 * time.Minute
+
+func requireQEMU(t *testing.T) {
+	t.Helper()
+	nstest.RequireRoot(t)
+	if _, err := exec.LookPath(qemu); err != nil {
+		why := qemu + " not installed (apt-get install qemu-system-x86, or scripts/ensure-deps test)"
+		if os.Getenv(nstest.EnvRequire) == "1" {
+			t.Fatal(why)
+		}
+		t.Skip(why)
+	}
+}
+
+// A launch is one qemu-launch process under test.
+type launch struct {
+	t       *testing.T
+	cmd     *exec.Cmd
+	notify  *net.UnixConn // the NOTIFY_SOCKET qemu-launch reports to
+	stderr  bytes.Buffer
+	stdout  bytes.Buffer
+	done    chan struct{}
+	runDir  string
+	started bool
+}
+
+// start starts qemu-launch with args, inside ns when ns is not nil, with
+// NOTIFY_SOCKET pointing at a socket the test reads and its own run dir.
+func start(t *testing.T, ns *nstest.NS, env []string, args ...string) *launch {
+	t.Helper()
+	bin := nstest.Binaries(t)
+	dir := t.TempDir()
+	l := &launch{t: t, done: make(chan struct{}), runDir: filepath.Join(dir, "run")}
+	sock := filepath.Join(dir, "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	l.notify = conn
+	l.cmd = exec.Command(filepath.Join(bin, "qemu-launch"), args...)
+	l.cmd.Env = append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "NOTIFY_SOCKET=" + sock,
+		"QEMU_TAP_HELPERS_RUNDIR=" + l.runDir, "QEMU_IFUP_CONFIG=" + filepath.Join(dir, "none.conf")}, env...)
+	l.cmd.Stdout, l.cmd.Stderr = &l.stdout, &l.stderr
+	if ns != nil {
+		err = ns.Start(l.cmd)
+	} else {
+		err = l.cmd.Start()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { l.cmd.Wait(); close(l.done) }()
+	t.Cleanup(func() {
+		// A failed test leaves nothing running: QEMU follows its
+		// launcher (PR_SET_PDEATHSIG).
+		l.cmd.Process.Kill()
+		<-l.done
+	})
+	return l
+}
+
+// waitFor reads what qemu-launch tells systemd until a message holds
+// want, and returns that message.
+func (l *launch) waitFor(want string) string {
+	l.t.Helper()
+	l.notify.SetReadDeadline(time.Now().Add(hangGuard))
+	buf := make([]byte, 4096)
+	for {
+		n, err := l.notify.Read(buf)
+		if err != nil {
+			l.t.Fatalf("waiting for %q from qemu-launch: %v\nstderr:\n%s", want, err, l.stderr.String())
+		}
+		if msg := string(buf[:n]); strings.Contains(msg, want) {
+			return msg
+		}
+	}
+}
+
+// wait waits for qemu-launch to exit and returns its status.
+func (l *launch) wait() int {
+	l.t.Helper()
+	select {
+	case <-l.done:
+	case <-time.After(hangGuard):
+		l.t.Fatalf("qemu-launch still runs after %s\nstderr:\n%s", hangGuard, l.stderr.String())
+	}
+	return l.cmd.ProcessState.ExitCode()
+}
+
+func (l *launch) signal(sig os.Signal) {
+	l.t.Helper()
+	if err := l.cmd.Process.Signal(sig); err != nil {
+		l.t.Fatal(err)
+	}
+}
+
+// qemuPid is the pid of qemu-launch's child.
+func (l *launch) qemuPid() int {
+	l.t.Helper()
+	tids, err := sched.Threads(l.cmd.Process.Pid)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	for _, tid := range tids {
+		data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", l.cmd.Process.Pid, tid))
+		for _, f := range strings.Fields(string(data)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				return pid
+			}
+		}
+	}
+	l.t.Fatalf("qemu-launch %d has no child", l.cmd.Process.Pid)
+	return 0
+}
+
+// threadsByName maps the thread names of pid (-name ...,debug-threads=on
+// names vCPU threads "CPU N/TCG") to their ids.
+func threadsByName(t *testing.T, pid int) map[string]int {
+	t.Helper()
+	tids, err := sched.Threads(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]int{}
+	for _, tid := range tids {
+		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/comm", pid, tid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m[strings.TrimSpace(string(comm))+"#"+strconv.Itoa(tid)] = tid
+	}
+	return m
+}
+
+func vcpuThread(t *testing.T, pid, n int) int {
+	t.Helper()
+	prefix := fmt.Sprintf("CPU %d/TCG#", n)
+	for name, tid := range threadsByName(t, pid) {
+		if strings.HasPrefix(name, prefix) {
+			return tid
+		}
+	}
+	t.Fatalf("QEMU %d has no thread named CPU %d/TCG", pid, n)
+	return 0
+}
+
+func requireCPUs(t *testing.T, cpus ...int) {
+	t.Helper()
+	online, err := cpuset.Online()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := cpuset.Of(cpus...); !want.Minus(online).Empty() {
+		t.Fatalf("test needs CPUs %s online; this host has %s", want, online)
+	}
+}
+
+// TestPinningAndMemLock is the acceptance test on a 2-CPU machine:
+// the seed's -realtime and -vcpu options on stock QEMU, with --cpus 0,1.
+func TestPinningAndMemLock(t *testing.T) {
+	requireQEMU(t)
+	requireCPUs(t, 0, 1)
+	l := start(t, nil, nil, "--cpus", "0,1", "--shutdown-timeout", "1s", qemu,
+		"-accel", "tcg", "-display", "none", "-nodefaults", "-m", "64", "-realtime", "mlock=on", "-smp", "2",
+		"-name", "rt,process=rt-kvm,debug-threads=on", "-S",
+		"-vcpu", "0,affinity=0x1,prio=0", "-vcpu", "1,affinity=0x2,prio=80")
+	l.waitFor("READY=1")
+	pid := l.qemuPid()
+
+	v0, err := sched.Read(pid, vcpuThread(t, pid, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !v0.CPUs.Equal(cpuset.Of(0)) || v0.Policy != sched.Other || v0.Prio != 0 {
+		t.Errorf("vCPU 0: %v, want CPUs 0 under SCHED_OTHER", v0)
+	}
+	v1, err := sched.Read(pid, vcpuThread(t, pid, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !v1.CPUs.Equal(cpuset.Of(1)) || v1.Policy != sched.FIFO || v1.Prio != 80 {
+		t.Errorf("vCPU 1: %v, want CPUs 1 under SCHED_FIFO 80", v1)
+	}
+	for name, tid := range threadsByName(t, pid) {
+		th, err := sched.Read(pid, tid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out := th.CPUs.Minus(cpuset.Of(0, 1)); !out.Empty() {
+			t.Errorf("thread %s: %v, outside --cpus 0,1", name, th)
+		}
+	}
+	if kb, err := sched.LockedKB(pid); err != nil || kb == 0 {
+		t.Errorf("QEMU's VmLck = %d kB (%v), want > 0 with -realtime mlock=on", kb, err)
+	}
+	// systemd's variables are qemu-launch's alone.
+	environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(environ, []byte("NOTIFY_SOCKET=")) {
+		t.Error("QEMU inherited NOTIFY_SOCKET")
+	}
+	l.signal(syscall.SIGTERM)
+	if code := l.wait(); code != 0 {
+		t.Errorf("exit status %d, want 0 (QEMU's after SIGTERM)\nstderr:\n%s", code, l.stderr.String())
+	}
+}
+
+// --cpus alone confines every QEMU thread, created before or after start,
+// with no taskset.
+func TestCPUsConfinesEveryThread(t *testing.T) {
+	requireQEMU(t)
+	requireCPUs(t, 1)
+	l := start(t, nil, nil, "--cpus", "1", "--shutdown-timeout", "1s", qemu, "-accel", "tcg", "-display", "none", "-nodefaults",
+		"-m", "64", "-smp", "2", "-S")
+	l.waitFor("READY=1")
+	pid := l.qemuPid()
+	n := 0
+	for name, tid := range threadsByName(t, pid) {
+		th, err := sched.Read(pid, tid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !th.CPUs.Equal(cpuset.Of(1)) {
+			t.Errorf("thread %s: %v, want CPUs 1 only", name, th)
+		}
+		n++
+	}
+	if n < 3 { // main loop, two vCPUs (and RCU, workers)
+		t.Errorf("QEMU has %d threads, want at least 3", n)
+	}
+	// qemu-launch's own threads are not confined.
+	if th, err := sched.Read(l.cmd.Process.Pid, l.cmd.Process.Pid); err != nil || th.CPUs.Equal(cpuset.Of(1)) {
+		t.Errorf("qemu-launch: %v, %v: its own affinity should stay", th, err)
+	}
+	l.signal(syscall.SIGTERM)
+	l.wait()
+}
+
+func TestCPUsNotOnline(t *testing.T) {
+	online, err := cpuset.Online()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpus := online.CPUs()
+	bad := cpus[len(cpus)-1] + 1
+	if bad < 7 {
+		bad = 7
+	}
+	cmd := exec.Command(filepath.Join(nstest.Binaries(t), "qemu-launch"), "--cpus", strconv.Itoa(bad), qemu, "-accel", "tcg")
+	out, err := cmd.CombinedOutput()
+	want := fmt.Sprintf("qemu-launch: --cpus %d: CPU %d not online (online: %s)\n", bad, bad, online)
+	if cmd.ProcessState.ExitCode() != 1 || string(out) != want {
+		t.Errorf("qemu-launch --cpus %d: %v, output %q; want exit 1 and %q", bad, err, out, want)
+	}
+}
+
+// SIGTERM asks the guest to power down; a guest that does not (here no
+// guest at all) gets SIGTERM after --shutdown-timeout. QEMU exits 0 on
+// SIGTERM, and so does qemu-launch.
+func TestSIGTERMPowersDownThenTerminates(t *testing.T) {
+	requireQEMU(t)
+	l := start(t, nil, nil, "-v", "--shutdown-timeout", "1s", qemu, "-accel", "tcg", "-display", "none",
+		"-nodefaults", "-m", "64")
+	l.waitFor("READY=1")
+	pid := l.qemuPid()
+	l.signal(syscall.SIGTERM)
+	l.waitFor("STOPPING=1")
+	code := l.wait()
+	stderr := l.stderr.String()
+	for _, want := range []string{
+		"qemu-launch: terminated: asked the guest to power down (QMP system_powerdown); SIGTERM in 1s\n",
+		"qemu-launch: QEMU event POWERDOWN\n",
+		"qemu-launch: QEMU still runs: sent SIGTERM to QEMU; SIGKILL in 10s\n",
+		"qemu-system-x86_64: terminating on signal 15",
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	if code != 0 {
+		t.Errorf("exit status %d, want QEMU's 0", code)
+	}
+	if err := syscall.Kill(pid, 0); err == nil {
+		t.Errorf("QEMU %d still runs", pid)
+	}
+}
+
+// QEMU refusing an argument at once: its message reaches the user, alone,
+// and qemu-launch exits with QEMU's status.
+func TestBadArgumentExitStatus(t *testing.T) {
+	requireQEMU(t)
+	for _, arg := range [][]string{{"-bogus"}, {"-device", "no-such-device"}} {
+		l := start(t, nil, nil, append([]string{qemu, "-accel", "tcg", "-display", "none", "-nodefaults"}, arg...)...)
+		if code := l.wait(); code != 1 {
+			t.Errorf("%s: exit status %d, want QEMU's 1", arg, code)
+		}
+		stderr := l.stderr.String()
+		if !strings.HasPrefix(stderr, "qemu-system-x86_64: "+strings.Join(arg, " ")+": ") ||
+			strings.Contains(stderr, "qemu-launch:") {
+			t.Errorf("%s: stderr %q: want QEMU's message alone", arg, stderr)
+		}
+	}
+}
