@@ -331,3 +331,149 @@ func TestBadArgumentExitStatus(t *testing.T) {
 		}
 	}
 }
+
+// tapArgs is a VM named tw with one e1000 per netdev id, each on a tap
+// without script=.
+func tapArgs(ids ...string) []string {
+	a := []string{qemu, "-accel", "tcg", "-display", "none", "-nodefaults", "-m", "64", "-name", "tw"}
+	for _, id := range ids {
+		a = append(a, "-netdev", "tap,id="+id, "-device", "e1000,netdev="+id)
+	}
+	return a
+}
+
+func (l *launch) record(ifname string) string {
+	data, err := os.ReadFile(filepath.Join(l.runDir, ifname+".conf"))
+	if err != nil {
+		return ""
+	}
+	return string(data)
+}
+
+// Taps without script= get the helpers installed next to qemu-launch, a
+// name derived from the VM and the netdev, and the bridge asked for each;
+// QEMU's own down-script run removes the records.
+func TestTapWiring(t *testing.T) {
+	requireQEMU(t)
+	ns := nstest.New(t)
+	ns.AddBridge(t, "br-a", 0)
+	ns.AddBridge(t, "br-b", 0)
+	args := append([]string{"-v", "--bridge", "br-a", "--bridge", "n1=br-b", "--shutdown-timeout", "1s"}, tapArgs("n0", "n1")...)
+	l := start(t, ns, nil, args...)
+	l.waitFor("READY=1")
+	for tap, br := range map[string]string{"tw-n0": "br-a", "tw-n1": "br-b"} {
+		link := ns.Link(t, tap)
+		if got := ns.MasterName(t, link); got != br {
+			t.Errorf("%s: master %q, want %q", tap, got, br)
+		}
+		if rec := l.record(tap); !strings.Contains(rec, "Bridge="+br+"\n") {
+			t.Errorf("%s: record %q, want Bridge=%s", tap, rec, br)
+		}
+	}
+	l.signal(syscall.SIGTERM)
+	if code := l.wait(); code != 0 {
+		t.Errorf("exit status %d, want 0\nstderr:\n%s", code, l.stderr.String())
+	}
+	for _, tap := range []string{"tw-n0", "tw-n1"} {
+		if ns.Exists(tap) {
+			t.Errorf("%s still exists", tap)
+		}
+		if rec := l.record(tap); rec != "" {
+			t.Errorf("%s: record left behind: %q", tap, rec)
+		}
+	}
+	if strings.Contains(l.stderr.String(), "did not run its down-script") {
+		t.Errorf("qemu-launch ran the down-script QEMU had run:\n%s", l.stderr.String())
+	}
+}
+
+// QEMU killed with SIGKILL runs no down-script: qemu-launch runs it, and
+// exits 128+9.
+func TestSIGKILLedQEMUCleanup(t *testing.T) {
+	requireQEMU(t)
+	ns := nstest.New(t)
+	ns.AddBridge(t, "br-a", 0)
+	l := start(t, ns, nil, append([]string{"-v", "--bridge", "br-a"}, tapArgs("n0")...)...)
+	l.waitFor("READY=1")
+	if got := ns.MasterName(t, ns.Link(t, "tw-n0")); got != "br-a" {
+		t.Fatalf("tw-n0: master %q, want br-a", got)
+	}
+	if err := syscall.Kill(l.qemuPid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if code := l.wait(); code != 128+9 {
+		t.Errorf("exit status %d, want 137\nstderr:\n%s", code, l.stderr.String())
+	}
+	if rec := l.record("tw-n0"); rec != "" {
+		t.Errorf("record left behind: %q", rec)
+	}
+	if ns.Exists("tw-n0") {
+		t.Error("tw-n0 still exists")
+	}
+	if want := "qemu-launch: tw-n0: QEMU did not run its down-script; running "; !strings.Contains(l.stderr.String(), want) {
+		t.Errorf("stderr lacks %q:\n%s", want, l.stderr.String())
+	}
+}
+
+// A QEMU refusing an argument after the launcher wrote its tap records:
+// the records go, QEMU's message is the only one, its status is ours.
+func TestBadArgumentWithTap(t *testing.T) {
+	requireQEMU(t)
+	ns := nstest.New(t)
+	l := start(t, ns, nil, append(tapArgs("n0"), "-bogus")...)
+	if code := l.wait(); code != 1 {
+		t.Errorf("exit status %d, want QEMU's 1", code)
+	}
+	if got := l.stderr.String(); got != "qemu-system-x86_64: -bogus: invalid option\n" {
+		t.Errorf("stderr %q, want QEMU's message alone", got)
+	}
+	if rec := l.record("tw-n0"); rec != "" {
+		t.Errorf("record left behind: %q", rec)
+	}
+}
+
+// A "QEMU" that never speaks on its monitor (here one that sleeps) is a
+// clear error within --qmp-timeout, and is stopped.
+func TestQMPNeverAnswers(t *testing.T) {
+	nstest.RequireRoot(t)
+	hung := filepath.Join(t.TempDir(), "hung-qemu")
+	if err := os.WriteFile(hung, []byte("#!/bin/sh\nexec sleep 600\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	l := start(t, nil, nil, "-v", "--qmp-timeout", "1s", hung, "-m", "64")
+	if code := l.wait(); code != 1 {
+		t.Errorf("exit status %d, want 1", code)
+	}
+	stderr := l.stderr.String()
+	if want := "qemu-launch: QEMU did not answer on its QMP monitor within 1s\n"; !strings.HasSuffix(stderr, want) {
+		t.Errorf("stderr does not end with %q:\n%s", want, stderr)
+	}
+	var pid int
+	if _, err := fmt.Sscanf(stderr, "qemu-launch: started QEMU, pid %d", &pid); err != nil {
+		t.Fatalf("no pid in %q: %v", stderr, err)
+	}
+	if err := syscall.Kill(pid, 0); err == nil {
+		t.Errorf("the hung QEMU %d still runs", pid)
+	}
+}
+
+// Under a systemd watchdog, qemu-launch pings while QEMU answers, and QEMU
+// does not see the watchdog variables.
+func TestWatchdog(t *testing.T) {
+	requireQEMU(t)
+	l := start(t, nil, []string{"WATCHDOG_USEC=200000"}, "--shutdown-timeout", "1s", qemu,
+		"-accel", "tcg", "-display", "none", "-nodefaults", "-m", "64", "-S")
+	l.waitFor("READY=1")
+	l.waitFor("WATCHDOG=1")
+	environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", l.qemuPid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"NOTIFY_SOCKET=", "WATCHDOG_USEC="} {
+		if bytes.Contains(environ, []byte(v)) {
+			t.Errorf("QEMU inherited %s", v)
+		}
+	}
+	l.signal(syscall.SIGTERM)
+	l.wait()
+}
