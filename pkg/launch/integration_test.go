@@ -183,15 +183,21 @@ func requireCPUs(t *testing.T, cpus ...int) {
 	}
 }
 
-// TestPinningAndMemLock is the acceptance test on a 2-CPU machine:
-// the seed's -realtime and -vcpu options on stock QEMU, with --cpus 0,1.
-func TestPinningAndMemLock(t *testing.T) {
+// TestSeed is the acceptance test on a 2-CPU machine: the seed's
+// command, with --cpus 0,1 for taskset -c 2,3, masks 0x1/0x2 for 0x4/0x8,
+// -accel tcg for -enable-kvm, the guest kept paused (-S, no kernel or
+// disk needed) and the tap left to the helpers: the pinning, priorities
+// and memory locking it asks for, on stock QEMU, and its tap on br0.
+func TestSeed(t *testing.T) {
 	requireQEMU(t)
 	requireCPUs(t, 0, 1)
-	l := start(t, nil, nil, "--cpus", "0,1", "--shutdown-timeout", "1s", qemu,
-		"-accel", "tcg", "-display", "none", "-nodefaults", "-m", "64", "-realtime", "mlock=on", "-smp", "2",
-		"-name", "rt,process=rt-kvm,debug-threads=on", "-S",
-		"-vcpu", "0,affinity=0x1,prio=0", "-vcpu", "1,affinity=0x2,prio=80")
+	ns := nstest.New(t)
+	ns.AddBridge(t, "br0", 0)
+	l := start(t, ns, nil, "--cpus", "0,1", "--bridge", "br0", "--shutdown-timeout", "1s", qemu,
+		"-accel", "tcg", "-m", "512", "-realtime", "mlock=on", "-smp", "2",
+		"-name", "rt,process=rt-kvm,debug-threads=on", "-no-reboot", "-nographic",
+		"-vcpu", "0,affinity=0x1,prio=0", "-vcpu", "1,affinity=0x2,prio=80",
+		"-device", "e1000,netdev=vm0", "-netdev", "tap,id=vm0", "-S")
 	l.waitFor("READY=1")
 	pid := l.qemuPid()
 
@@ -218,8 +224,11 @@ func TestPinningAndMemLock(t *testing.T) {
 			t.Errorf("thread %s: %v, outside --cpus 0,1", name, th)
 		}
 	}
-	if kb, err := sched.LockedKB(pid); err != nil || kb == 0 {
-		t.Errorf("QEMU's VmLck = %d kB (%v), want > 0 with -realtime mlock=on", kb, err)
+	if kb, err := sched.LockedKB(pid); err != nil || kb < 512*1024 {
+		t.Errorf("QEMU's VmLck = %d kB (%v), want the guest's 512 MiB locked with -realtime mlock=on", kb, err)
+	}
+	if got := ns.MasterName(t, ns.Link(t, "rt-vm0")); got != "br0" {
+		t.Errorf("rt-vm0: master %q, want br0", got)
 	}
 	// systemd's variables are qemu-launch's alone.
 	environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
