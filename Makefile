@@ -45,6 +45,9 @@ deps-test:
 install: build ## install into $(DESTDIR)$(PREFIX) (INSTALL_ETC_LINKS=1 for /etc/qemu-if{up,down})
 	install -d $(DESTDIR)$(LIBEXECDIR)
 	install -m 0755 $(BINS) $(DESTDIR)$(LIBEXECDIR)/
+	@# qemu-launch finds the helpers next to its resolved executable.
+	install -d $(DESTDIR)$(BINDIR)
+	ln -sfn $(LIBEXECDIR)/qemu-launch $(DESTDIR)$(BINDIR)/qemu-launch
 	@if [ "$(INSTALL_ETC_LINKS)" = 1 ]; then \
 	  install -d $(DESTDIR)$(SYSCONFDIR); \
 	  for f in qemu-ifup qemu-ifdown; do \
@@ -55,7 +58,7 @@ install: build ## install into $(DESTDIR)$(PREFIX) (INSTALL_ETC_LINKS=1 for /etc
 	fi
 
 uninstall: ## remove what install put in place, restoring /etc/qemu-if{up,down}.orig
-	rm -f $(addprefix $(DESTDIR)$(LIBEXECDIR)/,$(CMDS))
+	rm -f $(addprefix $(DESTDIR)$(LIBEXECDIR)/,$(CMDS)) $(DESTDIR)$(BINDIR)/qemu-launch
 	-rmdir $(DESTDIR)$(LIBEXECDIR) 2>/dev/null
 	@for f in qemu-ifup qemu-ifdown; do \
 	  t=$(DESTDIR)$(SYSCONFDIR)/$$f; \
