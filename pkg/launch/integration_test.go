@@ -486,3 +486,67 @@ func TestWatchdog(t *testing.T) {
 	l.signal(syscall.SIGTERM)
 	l.wait()
 }
+
+// A priority the kernel refuses (here: qemu-launch without CAP_SYS_NICE)
+// is a clear error, and QEMU is stopped rather than left half-configured.
+func TestPriorityRefused(t *testing.T) {
+	requireQEMU(t)
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Fatalf("setpriv (util-linux) not found: %v", err)
+	}
+	bin := nstest.Binaries(t)
+	cmd := exec.Command(setpriv, "--inh-caps=-sys_nice", "--bounding-set=-sys_nice",
+		filepath.Join(bin, "qemu-launch"), "-v", qemu, "-accel", "tcg", "-display", "none", "-nodefaults",
+		"-m", "64", "-smp", "2", "-vcpu", "1,prio=80")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(hangGuard):
+		cmd.Process.Kill()
+		t.Fatalf("qemu-launch still runs after %s\n%s", hangGuard, stderr.String())
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 1 {
+		t.Errorf("exit status %d, want 1", code)
+	}
+	lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
+	last := lines[len(lines)-1]
+	if !strings.HasPrefix(last, "qemu-launch: vCPU 1: setting thread ") ||
+		!strings.Contains(last, " to SCHED_FIFO priority 80: operation not permitted") {
+		t.Errorf("last line %q, want the refused priority\n%s", last, stderr.String())
+	}
+	var pid int
+	if _, err := fmt.Sscanf(stderr.String(), "qemu-launch: started QEMU, pid %d", &pid); err != nil {
+		t.Fatalf("no pid in %q: %v", stderr.String(), err)
+	}
+	if err := syscall.Kill(pid, 0); err == nil {
+		t.Errorf("QEMU %d still runs", pid)
+	}
+}
+
+// A -vcpu mask reaching outside --cpus is refused before anything starts.
+func TestMaskOutsideCPUs(t *testing.T) {
+	requireQEMU(t)
+	requireCPUs(t, 0, 1)
+	cmd := exec.Command(filepath.Join(nstest.Binaries(t), "qemu-launch"), "--cpus", "0", qemu,
+		"-accel", "tcg", "-smp", "2", "-vcpu", "1,affinity=0x3,prio=80")
+	out, _ := cmd.CombinedOutput()
+	want := "qemu-launch: -vcpu 1: affinity 0x3 (CPUs 0-1) reaches CPU 1, outside --cpus 0\n"
+	if cmd.ProcessState.ExitCode() != 1 || string(out) != want {
+		t.Errorf("exit %d, output %q; want 1 and %q", cmd.ProcessState.ExitCode(), out, want)
+	}
+}
+
+func TestBinaryNotFound(t *testing.T) {
+	cmd := exec.Command(filepath.Join(nstest.Binaries(t), "qemu-launch"), "/nonexistent/qemu", "-m", "64")
+	out, _ := cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); code != 127 || !strings.HasPrefix(string(out), "qemu-launch: starting /nonexistent/qemu: ") {
+		t.Errorf("exit %d, output %q; want 127 and one line naming the binary", code, out)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -45,7 +46,6 @@ type run struct {
 	*Plan
 	cmd     *exec.Cmd
 	exited  chan struct{} // closed when QEMU has exited
-	werr    error         // cmd.Wait's error, once exited is closed
 	qmpConn net.Conn
 	qmp     *qmp.Client
 	sigs    chan os.Signal
@@ -67,9 +67,13 @@ func (p *Plan) Run(ctx context.Context) (int, error) {
 	if err := r.writeRecords(); err != nil {
 		return 1, err
 	}
-	err := r.start()
-	if err != nil {
-		return 1, errors.Join(err, r.cleanup())
+	if err := r.start(); err != nil {
+		r.removeRecords(r.Taps)
+		// As env(1) and shells say it: 127 not found, 126 not runnable.
+		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
+			return 127, err
+		}
+		return 126, err
 	}
 	if err := r.setup(ctx); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
@@ -169,7 +173,7 @@ func (r *run) start() error {
 	r.cmd = cmd
 	r.logf("started QEMU, pid %d", cmd.Process.Pid)
 	go func() {
-		r.werr = cmd.Wait()
+		cmd.Wait() // its error says no more than cmd.ProcessState
 		close(r.exited)
 	}()
 	r.qmpConn = conn

@@ -6,6 +6,7 @@ package sched
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -67,7 +68,11 @@ func SetPriority(tid, prio int) error {
 		attr.Policy, attr.Priority = FIFO, uint32(prio)
 	}
 	if err := unix.SchedSetAttr(tid, &attr, 0); err != nil {
-		return fmt.Errorf("setting thread %d to %s: %w", tid, describe(int(attr.Policy), prio), err)
+		hint := ""
+		if errors.Is(err, unix.EPERM) && prio > 0 {
+			hint = fmt.Sprintf(" (needs CAP_SYS_NICE or RLIMIT_RTPRIO >= %d, and no RT group scheduling limit)", prio)
+		}
+		return fmt.Errorf("setting thread %d to %s: %w%s", tid, describe(int(attr.Policy), prio), err, hint)
 	}
 	return nil
 }
