@@ -367,10 +367,18 @@ func TestTapWiring(t *testing.T) {
 	ns := nstest.New(t)
 	ns.AddBridge(t, "br-a", 0)
 	ns.AddBridge(t, "br-b", 0)
-	args := append([]string{"-v", "--bridge", "br-a", "--bridge", "n1=br-b", "--shutdown-timeout", "1s"}, tapArgs("n0", "n1")...)
+	// n2 names the helper by a link, as /etc/qemu-ifup does when linked
+	// to it: it is still the launcher's to give a record.
+	link := filepath.Join(t.TempDir(), "qemu-ifup")
+	if err := os.Symlink(filepath.Join(nstest.Binaries(t), "qemu-ifup"), link); err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"-v", "--bridge", "br-a", "--bridge", "n1=br-b", "--bridge", "n2=br-b", "--shutdown-timeout", "1s"},
+		tapArgs("n0", "n1")...)
+	args = append(args, "-netdev", "tap,id=n2,script="+link, "-device", "e1000,netdev=n2")
 	l := start(t, ns, nil, args...)
 	l.waitFor("READY=1")
-	for tap, br := range map[string]string{"tw-n0": "br-a", "tw-n1": "br-b"} {
+	for tap, br := range map[string]string{"tw-n0": "br-a", "tw-n1": "br-b", "tw-n2": "br-b"} {
 		link := ns.Link(t, tap)
 		if got := ns.MasterName(t, link); got != br {
 			t.Errorf("%s: master %q, want %q", tap, got, br)
@@ -383,7 +391,7 @@ func TestTapWiring(t *testing.T) {
 	if code := l.wait(); code != 0 {
 		t.Errorf("exit status %d, want 0\nstderr:\n%s", code, l.stderr.String())
 	}
-	for _, tap := range []string{"tw-n0", "tw-n1"} {
+	for _, tap := range []string{"tw-n0", "tw-n1", "tw-n2"} {
 		if ns.Exists(tap) {
 			t.Errorf("%s still exists", tap)
 		}

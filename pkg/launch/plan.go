@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -54,6 +55,7 @@ func Prepare(ctx context.Context, c *Config) (*Plan, error) {
 		Caps:     probe,
 		IfUp:     c.IfUp,
 		IfDown:   c.IfDown,
+		IsIfUp:   func(script string) bool { return sameFile(script, c.IfUp) },
 		Bridge:   c.Bridge,
 		Settings: c.Settings,
 		QMPFd:    qmpFd,
@@ -171,4 +173,15 @@ func shellQuote(w string) string {
 		}
 	}
 	return w
+}
+
+// sameFile reports whether a and b name one file (say /etc/qemu-ifup, a
+// link to the qemu-ifup next to qemu-launch).
+func sameFile(a, b string) bool {
+	fa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	fb, err := os.Stat(b)
+	return err == nil && os.SameFile(fa, fb)
 }

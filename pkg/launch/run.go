@@ -109,9 +109,15 @@ func (p *Plan) Run(ctx context.Context) (int, error) {
 // wired, refusing a tap name another VM holds.
 func (r *run) writeRecords() error {
 	for i, t := range r.Taps {
-		if _, err := net.InterfaceByName(t.Ifname); err == nil && t.Derived {
-			r.removeRecords(r.Taps[:i])
-			return fmt.Errorf("netdev %s: interface %s exists already (another VM named %q?)", t.ID, t.Ifname, r.Name)
+		// A derived name in use, or a name in use with a record, is
+		// another VM's tap: QEMU would fail, and the cleanup would
+		// take that VM's record.
+		if _, err := net.InterfaceByName(t.Ifname); err == nil {
+			rec, _ := ifconf.ReadRecord(r.RunDir, t.Ifname)
+			if t.Derived || rec != nil {
+				r.removeRecords(r.Taps[:i])
+				return fmt.Errorf("netdev %s: interface %s exists already (another VM named %q?)", t.ID, t.Ifname, r.Name)
+			}
 		}
 		if err := ifconf.WriteRecord(r.RunDir, t.Ifname, t.Settings); err != nil {
 			r.removeRecords(r.Taps[:i])
@@ -279,7 +285,11 @@ func (r *run) connectAndPin(ctx context.Context) error {
 		}
 		r.logf("guest resumed")
 	}
-	r.notify(fmt.Sprintf("READY=1\nSTATUS=QEMU %d running %s", r.cmd.Process.Pid, r.Name))
+	state := "running"
+	if r.Paused {
+		state = "paused (-S)"
+	}
+	r.notify(fmt.Sprintf("READY=1\nSTATUS=VM %s %s, QEMU pid %d", r.Name, state, r.cmd.Process.Pid))
 	return nil
 }
 
@@ -297,11 +307,17 @@ func (r *run) pin(ctx context.Context) error {
 		tids[c.Index] = c.ThreadID
 	}
 	pid := r.cmd.Process.Pid
+	pinned := map[int]int{} // thread -> vCPU
 	for _, p := range r.Pins {
 		tid, ok := tids[p.VCPU]
 		if !ok {
 			return fmt.Errorf("vCPU %d: QEMU lists no thread for it", p.VCPU)
 		}
+		if other, dup := pinned[tid]; dup {
+			// Single-threaded TCG runs every vCPU on one thread.
+			return fmt.Errorf("vCPUs %d and %d share thread %d: they cannot be placed apart", other, p.VCPU, tid)
+		}
+		pinned[tid] = p.VCPU
 		if tid == pid {
 			// A single-threaded accelerator runs vCPUs on the main
 			// loop's thread: pinning it would pin all of QEMU.

@@ -31,6 +31,10 @@ type Options struct {
 	Caps func() (Caps, error)
 	// IfUp and IfDown are the helpers put into script= and downscript=.
 	IfUp, IfDown string
+	// IsIfUp reports whether a script= the user wrote is IfUp under
+	// another name (/etc/qemu-ifup linked to it): that tap gets a
+	// record too. Nil means never.
+	IsIfUp func(script string) bool
 	// Bridge is the bridge for the taps Settings names none for.
 	Bridge string
 	// Settings holds per-netdev settings for qemu-ifup, by netdev id.
@@ -285,14 +289,14 @@ func (r *rewriter) netdev(flag, val string) ([]string, error) {
 		}
 	}
 	add := ""
-	_, hasUp := o.get("script")
+	up, hasUp := o.get("script")
 	if !hasUp {
 		add += ",script=" + escape(r.o.IfUp)
 	}
 	if _, ok := o.get("downscript"); !ok {
 		add += ",downscript=" + escape(r.o.IfDown)
 	}
-	if hasUp {
+	if hasUp && (r.o.IsIfUp == nil || !r.o.IsIfUp(up)) {
 		// The user's own script gets no record: it would not read it.
 		if _, want := r.o.Settings[id]; want {
 			return nil, fmt.Errorf("netdev %s runs its own script=, which would not read the bridge given for it", id)

@@ -90,6 +90,17 @@ func TestRewrite(t *testing.T) {
 			},
 		},
 		{
+			name: "the seed's script= naming our helper by another path gets a record",
+			args: []string{"-netdev", "tap,id=vm0,script=/etc/qemu-ifup,downscript=/etc/qemu-ifdown", "-netdev", "tap,id=x,script=/other"},
+			opt:  Options{Bridge: "br0", IsIfUp: func(p string) bool { return p == "/etc/qemu-ifup" }},
+			want: Result{
+				Args: append([]string{"-netdev", "tap,id=vm0,script=/etc/qemu-ifup,downscript=/etc/qemu-ifdown,ifname=qemu-vm0",
+					"-netdev", "tap,id=x,script=/other,downscript=/h/qemu-ifdown"}, qmp...),
+				Name: "qemu", VCPUs: 1,
+				Taps: []Tap{{ID: "vm0", Ifname: "qemu-vm0", Derived: true, Settings: ifconf.Settings{Bridge: "br0"}}},
+			},
+		},
+		{
 			name: "-nic tap and -net tap; commas in paths escaped",
 			args: []string{"-nic", "tap,model=virtio", "-net", "nic", "-net", "tap,name=old"},
 			opt:  Options{IfUp: "/a,b/up"},
