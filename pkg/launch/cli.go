@@ -26,18 +26,18 @@ Runs QEMU as its parent: wires -netdev tap to qemu-ifup/qemu-ifdown, turns
 the guest down on SIGTERM or SIGINT. Exits with QEMU's status.
 
 Options:
-  --config FILE              the VM described in a file (systemd unit syntax)
-  --cpus LIST                host CPUs for every QEMU thread (taskset list: 2,3 or 0-3,8)
-  --bridge BR                bridge for the taps given none
-  --bridge NETDEV_ID=BR      bridge for the tap of one netdev (repeatable)
-  --ifup PATH                the up-script wired into script= (default: %s)
-  --ifdown PATH              the down-script wired into downscript= (default: %s)
-  --shutdown-timeout DURATION  time the guest has to power down before SIGTERM (default %s)
-  --qmp-timeout DURATION     time QEMU has to answer on QMP at start-up (default %s)
-  --dry-run                  print QEMU's command line and the launcher's actions; start nothing
-  --verbose, -v              say what is done, on stderr
-  --help, -h                 this help
-  --version                  print the version
+  --config FILE           the VM described in a file (systemd unit syntax)
+  --cpus LIST             host CPUs for every QEMU thread (taskset list: 2,3 or 0-3,8)
+  --bridge BR             bridge for the taps given none
+  --bridge NETDEV_ID=BR   bridge for the tap of one netdev (repeatable)
+  --ifup PATH             the up-script wired into script= (default: %s)
+  --ifdown PATH           the down-script wired into downscript= (default: %s)
+  --shutdown-timeout DUR  time the guest has to power down before SIGTERM (default %s)
+  --qmp-timeout DUR       time QEMU has to answer on QMP at start-up (default %s)
+  --dry-run               print QEMU's command line and the launcher's actions; start nothing
+  --verbose, -v           say what is done, on stderr
+  --help, -h              this help
+  --version               print the version
 `
 
 // A usageError is a bad command line: exit status 2.
@@ -117,7 +117,10 @@ func Parse(args []string, c *Config) (done bool, err error) {
 	fs.BoolVar(&showHelp, "h", false, "")
 	fs.BoolVar(&showVer, "version", false, "")
 	if err := fs.Parse(args); err != nil {
-		return false, &usageError{strings.TrimPrefix(err.Error(), "invalid value ")}
+		// The flag package names options "-x"; this help says "--x".
+		msg := strings.TrimPrefix(err.Error(), "invalid value ")
+		msg = strings.NewReplacer(": -", ": --", "flag -", "--").Replace(msg)
+		return false, &usageError{msg}
 	}
 	switch {
 	case showHelp:

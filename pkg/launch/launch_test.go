@@ -73,12 +73,13 @@ func TestParseErrors(t *testing.T) {
 		usage bool
 	}{
 		{nil, "no QEMU binary given", true},
-		{[]string{"--cpus", "x", "q"}, `"x" is not a CPU number`, true},
+		{[]string{"--cpus", "x", "q"}, `"x" for --cpus: CPU list "x": "x" is not a CPU number`, true},
+		{[]string{"--cpus"}, "flag needs an argument: --cpus", true},
 		{[]string{"--bridge", "a=x/y", "q"}, "invalid interface name", true},
 		{[]string{"--bridge", "br0", "--bridge", "br1", "q"}, "given twice", true},
 		{[]string{"--bridge", "a=br0", "--bridge", "a=br1", "q"}, "netdev a given twice", true},
 		{[]string{"--shutdown-timeout", "0s", "q"}, "timeouts must be positive", true},
-		{[]string{"--nope", "q"}, "flag provided but not defined: -nope", true},
+		{[]string{"--nope", "q"}, "flag provided but not defined: --nope", true},
 		{[]string{"--config", "x.conf", "q"}, "--config takes no QEMU command line", true},
 		{[]string{"--config", "/nonexistent/vm.conf"}, "reading VM file", false},
 	}
