@@ -23,7 +23,7 @@ const help = usage + `
 
 Runs QEMU as its parent: wires -netdev tap to qemu-ifup/qemu-ifdown, turns
 -realtime and -vcpu into what stock QEMU does, pins vCPU threads, and powers
-the guest down on SIGTERM or SIGINT. Exits with QEMU's status.
+the guest down on SIGTERM, SIGINT or SIGHUP. Exits with QEMU's status.
 
 Options:
   --config FILE           the VM described in a file (systemd unit syntax)

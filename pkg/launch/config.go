@@ -2,7 +2,7 @@
 // (package qemuargs), starts QEMU inside the host CPUs asked for, pins and
 // prioritises the vCPU threads over QMP before the guest runs, tells
 // systemd, and stays QEMU's parent until it exits, powering the guest down
-// on SIGTERM or SIGINT and cleaning up after a QEMU that died.
+// on SIGTERM, SIGINT or SIGHUP and cleaning up after a QEMU that died.
 package launch
 
 import (

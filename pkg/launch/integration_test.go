@@ -293,34 +293,41 @@ func TestCPUsNotOnline(t *testing.T) {
 	}
 }
 
-// SIGTERM asks the guest to power down; a guest that does not (here no
-// guest at all) gets SIGTERM after --shutdown-timeout. QEMU exits 0 on
-// SIGTERM, and so does qemu-launch.
-func TestSIGTERMPowersDownThenTerminates(t *testing.T) {
+// SIGTERM (SIGINT, SIGHUP) asks the guest to power down; a guest that
+// does not (here no guest at all) gets SIGTERM after --shutdown-timeout.
+// QEMU exits 0 on SIGTERM, and so does qemu-launch.
+func TestSignalPowersDownThenTerminates(t *testing.T) {
 	requireQEMU(t)
-	l := start(t, nil, nil, "-v", "--shutdown-timeout", "1s", qemu, "-accel", "tcg", "-display", "none",
-		"-nodefaults", "-m", "64")
-	l.waitFor("READY=1")
-	pid := l.qemuPid()
-	l.signal(syscall.SIGTERM)
-	l.waitFor("STOPPING=1")
-	code := l.wait()
-	stderr := l.stderr.String()
-	for _, want := range []string{
-		"qemu-launch: terminated: asked the guest to power down (QMP system_powerdown); SIGTERM in 1s\n",
-		"qemu-launch: QEMU event POWERDOWN\n",
-		"qemu-launch: QEMU still runs: sent SIGTERM to QEMU; SIGKILL in 10s\n",
-		"qemu-system-x86_64: terminating on signal 15",
-	} {
-		if !strings.Contains(stderr, want) {
-			t.Errorf("stderr lacks %q:\n%s", want, stderr)
-		}
-	}
-	if code != 0 {
-		t.Errorf("exit status %d, want QEMU's 0", code)
-	}
-	if err := syscall.Kill(pid, 0); err == nil {
-		t.Errorf("QEMU %d still runs", pid)
+	for _, tc := range []struct {
+		sig  syscall.Signal
+		name string
+	}{{syscall.SIGTERM, "terminated"}, {syscall.SIGINT, "interrupt"}, {syscall.SIGHUP, "hangup"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := start(t, nil, nil, "-v", "--shutdown-timeout", "1s", qemu, "-accel", "tcg", "-display", "none",
+				"-nodefaults", "-m", "64")
+			l.waitFor("READY=1")
+			pid := l.qemuPid()
+			l.signal(tc.sig)
+			l.waitFor("STOPPING=1")
+			code := l.wait()
+			stderr := l.stderr.String()
+			for _, want := range []string{
+				"qemu-launch: " + tc.name + ": asked the guest to power down (QMP system_powerdown); SIGTERM in 1s\n",
+				"qemu-launch: QEMU event POWERDOWN\n",
+				"qemu-launch: QEMU still runs: sent SIGTERM to QEMU; SIGKILL in 10s\n",
+				"qemu-system-x86_64: terminating on signal 15",
+			} {
+				if !strings.Contains(stderr, want) {
+					t.Errorf("stderr lacks %q:\n%s", want, stderr)
+				}
+			}
+			if code != 0 {
+				t.Errorf("exit status %d, want QEMU's 0", code)
+			}
+			if err := syscall.Kill(pid, 0); err == nil {
+				t.Errorf("QEMU %d still runs", pid)
+			}
+		})
 	}
 }
 

@@ -133,7 +133,7 @@ func TestDryRunSeed(t *testing.T) {
 			"-chardev socket,id=qemu-launch-qmp,fd=3 -mon chardev=qemu-launch-qmp,mode=control",
 		"start QEMU with every thread on CPUs 0-1",
 		"write /run/t/rt-vm0.conf for qemu-ifup (netdev vm0): Bridge=br0",
-		"on SIGTERM or SIGINT: QMP system_powerdown, SIGTERM after 1m0s, SIGKILL 10s later",
+		"on SIGTERM, SIGINT or SIGHUP: QMP system_powerdown, SIGTERM after 1m0s, SIGKILL 10s later",
 		"after QEMU exits: run /h/qemu-ifdown rt-vm0 if its record is still there",
 	}
 	if diff := cmp.Diff(want, strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")); diff != "" {

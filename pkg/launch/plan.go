@@ -115,7 +115,7 @@ func (p *Plan) Actions() []string {
 	case p.Paused:
 		a = append(a, "leave the guest paused, as -S asks")
 	}
-	a = append(a, fmt.Sprintf("on SIGTERM or SIGINT: QMP system_powerdown, SIGTERM after %s, SIGKILL %s later",
+	a = append(a, fmt.Sprintf("on SIGTERM, SIGINT or SIGHUP: QMP system_powerdown, SIGTERM after %s, SIGKILL %s later",
 		p.cfg.shutdownTimeout(), TermTimeout))
 	for _, t := range p.Taps {
 		a = append(a, fmt.Sprintf("after QEMU exits: run %s %s if its record is still there", p.cfg.IfDown, t.Ifname))

@@ -60,8 +60,13 @@ func (p *Plan) logf(format string, args ...any) {
 // Run starts QEMU as planned and supervises it until it exits.
 func (p *Plan) Run(ctx context.Context) (int, error) {
 	r := &run{Plan: p, exited: make(chan struct{}), sigs: make(chan os.Signal, 4)}
-	// Catch the signals before QEMU starts, so none is lost in start-up.
-	signal.Notify(r.sigs, unix.SIGTERM, unix.SIGINT)
+	// Catch the signals before QEMU starts, so none is lost in start-up;
+	// leave ignored ones ignored (nohup, a background job's SIGINT).
+	for _, sig := range []os.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGHUP} {
+		if !signal.Ignored(sig) {
+			signal.Notify(r.sigs, sig)
+		}
+	}
 	defer signal.Stop(r.sigs)
 
 	if err := r.writeRecords(); err != nil {
@@ -359,7 +364,8 @@ func (r *run) notify(state string) {
 }
 
 // supervise waits for QEMU to exit, pinging systemd's watchdog while QEMU
-// answers on QMP, and shuts the guest down in stages on SIGTERM/SIGINT:
+// answers on QMP, and shuts the guest down in stages on SIGTERM, SIGINT
+// or SIGHUP:
 // QMP system_powerdown, SIGTERM after the shutdown timeout, SIGKILL after
 // TermTimeout. A second signal skips to the next stage.
 func (r *run) supervise(ctx context.Context) {

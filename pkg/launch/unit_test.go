@@ -91,7 +91,7 @@ func TestExampleDryRun(t *testing.T) {
 		"put the thread of vCPU 0 on CPUs 0 under SCHED_OTHER (QMP query-cpus-fast, then read back)",
 		"put the thread of vCPU 1 on CPUs 1 under SCHED_FIFO priority 80 (QMP query-cpus-fast, then read back)",
 		"resume the guest (QMP cont)",
-		"on SIGTERM or SIGINT: QMP system_powerdown, SIGTERM after 1m0s, SIGKILL 10s later",
+		"on SIGTERM, SIGINT or SIGHUP: QMP system_powerdown, SIGTERM after 1m0s, SIGKILL 10s later",
 		"after QEMU exits: run " + bin + "/qemu-ifdown rt-vm0 if its record is still there",
 	}
 	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
