@@ -46,6 +46,7 @@ type Results struct {
 	Rounds   int
 	Variants []string        // in the order of the report
 	Pair     map[string]Stat // per variant, at the first scale
+	Faults   map[string]Stat // minor page faults per pair, at the first scale
 	Scales   []Scale
 	Load     []LoadResult
 	Memory   []Program
@@ -155,18 +156,20 @@ func Run(cfg Config, dir string) (res *Results, err error) {
 	defer stderr.Close()
 
 	walls := map[task][]time.Duration{}
+	faults := map[task][]int64{}
 	const warmup = 3
 	fmt.Fprintf(cfg.Log, "bench: %d rounds of %d pairs, interleaved in random order\n", cfg.Rounds, len(tasks))
 	for round := -warmup; round < cfg.Rounds; round++ {
 		order := slices.Clone(tasks)
 		rand.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 		for _, t := range order {
-			wall, err := pair(spaces[t.scale], t.v, env, stderr)
+			wall, pf, err := pair(spaces[t.scale], t.v, env, stderr)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", t.v.Name, err)
 			}
 			if round >= 0 {
 				walls[t] = append(walls[t], wall)
+				faults[t] = append(faults[t], pf)
 			}
 		}
 	}
@@ -174,6 +177,12 @@ func Run(cfg Config, dir string) (res *Results, err error) {
 		res.Scales[t.scale].Pair[t.v.Name] = durStat(w)
 	}
 	res.Pair = res.Scales[0].Pair
+	res.Faults = map[string]Stat{}
+	for t, f := range faults {
+		if t.scale == 0 && t.v.Up != "" {
+			res.Faults[t.v.Name] = intStat(f)
+		}
+	}
 
 	fmt.Fprintf(cfg.Log, "bench: peak memory\n")
 	if res.Memory, err = memory(spaces[0], cfg, shell, env); err != nil {
@@ -267,8 +276,9 @@ func writeShellPair(dir string) (up, down string, err error) {
 
 // pair creates a fresh tap as QEMU would, times v's ifup and ifdown on it
 // back to back, and removes the tap. Only the two processes are timed.
-func pair(n *ns, v variant, env []string, stderr *os.File) (time.Duration, error) {
+func pair(n *ns, v variant, env []string, stderr *os.File) (time.Duration, int64, error) {
 	var wall time.Duration
+	var faults int64
 	var err error
 	const tap = "bench0"
 	n.do(func() {
@@ -292,18 +302,21 @@ func pair(n *ns, v variant, env []string, stderr *os.File) (time.Duration, error
 		if cmd, err = start([]string{v.Up, tap}, env, stderr); err != nil {
 			return
 		}
-		if err = wait(cmd, stderr); err != nil {
+		var f int64
+		if f, err = wait(cmd, stderr); err != nil {
 			return
 		}
+		faults += f
 		if cmd, err = start([]string{v.Down, tap}, env, stderr); err != nil {
 			return
 		}
-		if err = wait(cmd, stderr); err != nil {
+		if f, err = wait(cmd, stderr); err != nil {
 			return
 		}
 		wall = time.Since(t0)
+		faults += f
 	})
-	return wall, err
+	return wall, faults, err
 }
 
 // load starts cfg.Load ifups of v at once on as many fresh taps of one

@@ -163,8 +163,14 @@ func newCmd(argv, env []string) *exec.Cmd {
 }
 
 // wait waits for cmd and says why it failed, with its stderr.
-func wait(cmd *exec.Cmd, stderr *os.File) error {
+// It returns the minor page faults of the process and of the children it
+// waited for (a script's tools).
+func wait(cmd *exec.Cmd, stderr *os.File) (int64, error) {
 	err := cmd.Wait()
+	var faults int64
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		faults = ru.Minflt
+	}
 	if err != nil {
 		msg := ""
 		if stderr != nil {
@@ -172,9 +178,9 @@ func wait(cmd *exec.Cmd, stderr *os.File) error {
 			k, _ := stderr.ReadAt(b, 0)
 			msg = string(b[:k])
 		}
-		return fmt.Errorf("%s: %v: %s", cmd.Path, err, msg)
+		return 0, fmt.Errorf("%s: %v: %s", cmd.Path, err, msg)
 	}
-	return nil
+	return faults, nil
 }
 
 // peakRSS runs argv to completion under ptrace, stops it as it exits and
