@@ -17,7 +17,7 @@ GOBUILD  := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 CMDS     := qemu-ifup qemu-ifdown qemu-launch
 BINS     := $(addprefix bin/,$(CMDS))
 
-.PHONY: all build test unit lint install uninstall clean help
+.PHONY: all build test unit lint install uninstall clean help bench deps-bench
 
 all: build
 
@@ -41,6 +41,16 @@ test: deps-test lint build ## all tests; as root on Debian/Ubuntu it installs wh
 
 deps-test:
 	@./scripts/ensure-deps test
+
+# make bench: the helpers against the shell scripts and an empty Go program;
+# root only, never part of make test. BENCHFLAGS=-rounds=50 for a quick run.
+bench: deps-bench build ## measure against the shell scripts (root); writes docs/benchmarks.md
+	$(GOBUILD) -o bin/bench-empty ./bench/empty
+	$(GOBUILD) -o bin/bench-imports ./bench/imports
+	$(GO) run ./bench -bin bin -empty bin/bench-empty -imports bin/bench-imports -doc docs/benchmarks.md -plot docs/benchmarks-scale.png $(BENCHFLAGS)
+
+deps-bench:
+	@./scripts/ensure-deps bench
 
 install: build ## install into $(DESTDIR)$(PREFIX) (INSTALL_ETC_LINKS=1 for /etc/qemu-if{up,down})
 	install -d $(DESTDIR)$(LIBEXECDIR)
