@@ -133,3 +133,21 @@ func TestParseTooLarge(t *testing.T) {
 		t.Errorf("Parse of %d bytes = %v, want a size error", len(in), err)
 	}
 }
+
+func TestParseBool(t *testing.T) {
+	for _, v := range []string{"1", "yes", "y", "true", "t", "on", "YES", "On"} {
+		if b, err := ParseBool(v); !b || err != nil {
+			t.Errorf("ParseBool(%q) = %v, %v; want true", v, b, err)
+		}
+	}
+	for _, v := range []string{"0", "no", "n", "false", "f", "off", "No"} {
+		if b, err := ParseBool(v); b || err != nil {
+			t.Errorf("ParseBool(%q) = %v, %v; want false", v, b, err)
+		}
+	}
+	for _, v := range []string{"", "2", "maybe", "enabled"} {
+		if _, err := ParseBool(v); err == nil {
+			t.Errorf("ParseBool(%q) succeeded", v)
+		}
+	}
+}
