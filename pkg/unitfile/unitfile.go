@@ -37,9 +37,16 @@ type Error struct {
 
 func (e *Error) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e.Msg) }
 
+// MaxSize bounds the input: go-systemd's lexer is quadratic in the length of
+// whitespace runs, and no config file of ours needs more.
+const MaxSize = 64 << 10
+
 // Parse reads a whole unit-syntax document. Repeated sections are returned
 // in order, as separate Sections.
 func Parse(data []byte) ([]Section, error) {
+	if len(data) > MaxSize {
+		return nil, &Error{Line: 1, Msg: fmt.Sprintf("file larger than %d KiB", MaxSize>>10)}
+	}
 	shape, err := scan(data)
 	if err != nil {
 		return nil, err

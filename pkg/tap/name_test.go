@@ -1,0 +1,111 @@
+package tap
+
+import (
+	"errors"
+	"net"
+	"strings"
+	"testing"
+)
+
+func TestValidateName(t *testing.T) {
+	tests := []struct {
+		name   string
+		reason string // "" if valid
+	}{
+		{"tap0", ""},
+		{"vnet12", ""},
+		{"rt-kvm-vm0", ""},
+		{"a", ""},
+		{strings.Repeat("x", 15), ""},
+		{"tap_0.1-x@y", ""},
+		{"", "empty"},
+		{strings.Repeat("x", 16), "16 bytes, longer than 15"},
+		{".", "reserved"},
+		{"..", "reserved"},
+		{"a/b", `contains '/'`},
+		{"eth0:1", `contains ':'`},
+		{"ta p", "contains whitespace"},
+		{"tap\t0", "contains whitespace"},
+		{"tap\n", "contains whitespace"},
+		{"tap\x00", "contains a control character"},
+		{"tap\x1b[0m", "contains a control character"},
+		{"tap\x7f", "contains a control character"},
+		{"tap\u0085", "contains whitespace"},
+		{"tap\xff", "not valid UTF-8"},
+		{"tap\u00a0x", "contains whitespace"},
+		{"täp", ""},
+	}
+	for _, tt := range tests {
+		err := ValidateName(tt.name)
+		if tt.reason == "" {
+			if err != nil {
+				t.Errorf("ValidateName(%q) = %v, want nil", tt.name, err)
+			}
+			continue
+		}
+		var ne *NameError
+		if !errors.As(err, &ne) {
+			t.Errorf("ValidateName(%q) = %v, want a *NameError", tt.name, err)
+			continue
+		}
+		if ne.Reason != tt.reason {
+			t.Errorf("ValidateName(%q) reason = %q, want %q", tt.name, ne.Reason, tt.reason)
+		}
+		if strings.ContainsAny(err.Error(), "\n\r") {
+			t.Errorf("ValidateName(%q) error %q is not one line", tt.name, err)
+		}
+	}
+}
+
+func TestHighMAC(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"52:54:00:12:34:56", "fe:54:00:12:34:56"},
+		{"02:00:00:00:00:01", "fe:00:00:00:00:01"},
+		{"fe:aa:bb:cc:dd:ee", "fe:aa:bb:cc:dd:ee"},
+	}
+	for _, tt := range tests {
+		in, _ := net.ParseMAC(tt.in)
+		got := HighMAC(in)
+		if got.String() != tt.want {
+			t.Errorf("HighMAC(%s) = %s, want %s", tt.in, got, tt.want)
+		}
+		if in.String() != tt.in {
+			t.Errorf("HighMAC modified its argument: %s", in)
+		}
+	}
+}
+
+func TestParseMACPolicy(t *testing.T) {
+	for s, want := range map[string]MACPolicy{"high": MACHigh, "keep": MACKeep} {
+		got, err := ParseMACPolicy(s)
+		if err != nil || got != want || got.String() != s {
+			t.Errorf("ParseMACPolicy(%q) = %v, %v; want %v", s, got, err, want)
+		}
+	}
+	for _, s := range []string{"", "High", "random", "fe:00:00:00:00:01"} {
+		if _, err := ParseMACPolicy(s); err == nil {
+			t.Errorf("ParseMACPolicy(%q) succeeded, want an error", s)
+		}
+	}
+}
+
+func TestChangeString(t *testing.T) {
+	tests := []struct {
+		c    Change
+		want string
+	}{
+		{Change{Op: OpMTU, From: "1500", To: "9000"}, "mtu 1500 -> 9000"},
+		{Change{Op: OpMAC, From: "52:54:00:00:00:01", To: "fe:54:00:00:00:01"}, "mac 52:54:00:00:00:01 -> fe:54:00:00:00:01"},
+		{Change{Op: OpAttach, To: "virbr0"}, "attach to virbr0"},
+		{Change{Op: OpAttach, From: "br1", To: "virbr0"}, "move from br1 to virbr0"},
+		{Change{Op: OpPromisc}, "promisc on"},
+		{Change{Op: OpUp}, "up"},
+		{Change{Op: OpPromiscOff}, "promisc off"},
+		{Change{Op: OpDetach, From: "virbr0"}, "detach from virbr0"},
+	}
+	for _, tt := range tests {
+		if got := tt.c.String(); got != tt.want {
+			t.Errorf("%#v.String() = %q, want %q", tt.c, got, tt.want)
+		}
+	}
+}
