@@ -132,6 +132,9 @@ var (
 // packages builds the packages once for all tests of this binary.
 func packages(t testing.TB) build {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: not building packages")
+	}
 	needTools(t, "make", "git")
 	root := repoRoot(t)
 	firstOnce.Do(func() { firstBuild, firstErr = makePackage(root) })
