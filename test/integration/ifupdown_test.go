@@ -33,6 +33,7 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	nstest.RequireRoot(t)
 	bin := nstest.Binaries(t)
 	dir := t.TempDir()
 	return &env{t: t, ns: nstest.New(t), bin: bin,
