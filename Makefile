@@ -14,10 +14,10 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 PKG      := github.com/qemu-tap-helpers/qemu-tap-helpers
 LDFLAGS  := -s -w -X $(PKG)/internal/version.Version=$(VERSION)
 GOBUILD  := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
-CMDS     := qemu-ifup qemu-ifdown
+CMDS     := qemu-ifup qemu-ifdown qemu-launch
 BINS     := $(addprefix bin/,$(CMDS))
 
-.PHONY: all build test unit lint install uninstall clean help
+.PHONY: all build test unit lint install uninstall clean help bench deps-bench
 
 all: build
 
@@ -42,9 +42,22 @@ test: deps-test lint build ## all tests; as root on Debian/Ubuntu it installs wh
 deps-test:
 	@./scripts/ensure-deps test
 
+# make bench: the helpers against the shell scripts and an empty Go program;
+# root only, never part of make test. BENCHFLAGS=-rounds=50 for a quick run.
+bench: deps-bench build ## measure against the shell scripts (root); writes docs/benchmarks.md
+	$(GOBUILD) -o bin/bench-empty ./bench/empty
+	$(GOBUILD) -o bin/bench-imports ./bench/imports
+	$(GO) run ./bench -bin bin -empty bin/bench-empty -imports bin/bench-imports -doc docs/benchmarks.md -plot docs/benchmarks-scale.png $(BENCHFLAGS)
+
+deps-bench:
+	@./scripts/ensure-deps bench
+
 install: build ## install into $(DESTDIR)$(PREFIX) (INSTALL_ETC_LINKS=1 for /etc/qemu-if{up,down})
 	install -d $(DESTDIR)$(LIBEXECDIR)
 	install -m 0755 $(BINS) $(DESTDIR)$(LIBEXECDIR)/
+	@# qemu-launch finds the helpers next to its resolved executable.
+	install -d $(DESTDIR)$(BINDIR)
+	ln -sfn $(LIBEXECDIR)/qemu-launch $(DESTDIR)$(BINDIR)/qemu-launch
 	@if [ "$(INSTALL_ETC_LINKS)" = 1 ]; then \
 	  install -d $(DESTDIR)$(SYSCONFDIR); \
 	  for f in qemu-ifup qemu-ifdown; do \
@@ -55,7 +68,7 @@ install: build ## install into $(DESTDIR)$(PREFIX) (INSTALL_ETC_LINKS=1 for /etc
 	fi
 
 uninstall: ## remove what install put in place, restoring /etc/qemu-if{up,down}.orig
-	rm -f $(addprefix $(DESTDIR)$(LIBEXECDIR)/,$(CMDS))
+	rm -f $(addprefix $(DESTDIR)$(LIBEXECDIR)/,$(CMDS)) $(DESTDIR)$(BINDIR)/qemu-launch
 	-rmdir $(DESTDIR)$(LIBEXECDIR) 2>/dev/null
 	@for f in qemu-ifup qemu-ifdown; do \
 	  t=$(DESTDIR)$(SYSCONFDIR)/$$f; \

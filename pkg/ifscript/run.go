@@ -100,6 +100,11 @@ func openHandle() (*netlink.Handle, error) {
 }
 
 func up(o Options, sys *System) error {
+	release, err := lockTap(o.Ifname)
+	if err != nil {
+		return err
+	}
+	defer release()
 	ch, err := ifconf.Resolve(o.Ifname, sys.env())
 	if err != nil {
 		return fmt.Errorf("%s: %w", o.Ifname, err)
@@ -140,6 +145,11 @@ func up(o Options, sys *System) error {
 }
 
 func down(o Options, sys *System) error {
+	release, err := lockTap(o.Ifname)
+	if err != nil {
+		return err
+	}
+	defer release()
 	env := sys.env()
 	ch, err := ifconf.Resolve(o.Ifname, env)
 	if err != nil {

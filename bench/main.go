@@ -1,0 +1,82 @@
+// Command bench is make bench: it measures qemu-ifup and qemu-ifdown against
+// the classic shell scripts and an empty Go program, in throwaway network
+// namespaces, prints the figures and writes them into docs/benchmarks.md.
+// It needs root, ifconfig, brctl and gnuplot (scripts/ensure-deps bench).
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/bench"
+)
+
+func main() {
+	bin := flag.String("bin", "bin", "directory holding qemu-ifup and qemu-ifdown as make build builds them")
+	empty := flag.String("empty", "", "the empty static Go program (the floor)")
+	imports := flag.String("imports", "", "the empty static Go program linking the helpers' libraries")
+	rounds := flag.Int("rounds", 200, "pairs per variant and scale")
+	scales := flag.String("scales", "10,500,1000,2000,4000", "interface counts in the namespaces; the first is the baseline")
+	load := flag.Int("load", 128, "ifups started at once")
+	loadRounds := flag.Int("load-rounds", 5, "load rounds")
+	doc := flag.String("doc", "", "markdown file to write the figures into (between its markers)")
+	plot := flag.String("plot", "", "PNG to draw the scale figures into (next to -doc)")
+	flag.Parse()
+	if err := run(*bin, *empty, *imports, *rounds, *scales, *load, *loadRounds, *doc, *plot); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(bin, empty, imports string, rounds int, scales string, load, loadRounds int, doc, plot string) error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("needs root (network namespaces, /dev/net/tun)")
+	}
+	cfg := bench.Config{
+		Ifup: abs(filepath.Join(bin, "qemu-ifup")), Ifdown: abs(filepath.Join(bin, "qemu-ifdown")),
+		Empty: abs(empty), Imports: abs(imports), Rounds: rounds, Load: load, LoadRounds: loadRounds, Log: os.Stderr,
+	}
+	for _, f := range strings.Split(scales, ",") {
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 4 {
+			return fmt.Errorf("bad -scales entry %q", f)
+		}
+		cfg.Scales = append(cfg.Scales, n)
+	}
+	dir, err := os.MkdirTemp("", "qth-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	res, err := bench.Run(cfg, dir)
+	if err != nil {
+		return err
+	}
+	rel := ""
+	if plot != "" {
+		if err := res.Plot(plot); err != nil {
+			return err
+		}
+		rel = filepath.Base(plot)
+	}
+	var md bytes.Buffer
+	res.Markdown(&md, rel)
+	os.Stdout.Write(md.Bytes())
+	if doc != "" {
+		return bench.Splice(doc, md.Bytes())
+	}
+	return nil
+}
+
+func abs(p string) string {
+	a, err := filepath.Abs(p)
+	if err != nil {
+		return p
+	}
+	return a
+}

@@ -1,0 +1,463 @@
+package bench
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/tap"
+)
+
+// Config says what to measure.
+type Config struct {
+	Ifup, Ifdown string // the helpers under test
+	Empty        string // an empty static Go program: the floor
+	Imports      string // an empty program linking the helpers' libraries
+	Rounds       int    // pairs per variant and scale
+	Scales       []int  // interface counts; the first is the baseline
+	Load         int    // ifups started at once
+	LoadRounds   int
+	Log          io.Writer // progress
+}
+
+// A variant is one way of doing ifup and ifdown; without programs, the
+// helpers' changes made in-process.
+type variant struct {
+	Name     string
+	Up, Down string
+}
+
+// Results holds everything make bench reports.
+type Results struct {
+	Machine  Machine
+	Rounds   int
+	Variants []string        // in the order of the report
+	Pair     map[string]Stat // per variant, at the first scale
+	Faults   map[string]Stat // minor page faults per pair, at the first scale
+	Scales   []Scale
+	Load     []LoadResult
+	Memory   []Program
+	Started  time.Time
+	Took     time.Duration
+}
+
+// A Scale is the pair's cost with Links interfaces in the namespace.
+type Scale struct {
+	Links, Ports int
+	Pair         map[string]Stat
+}
+
+// A LoadResult is the wall time of N processes started at once.
+type LoadResult struct {
+	What string
+	N    int
+	Wall Stat
+}
+
+// A Program is one executable's size and peak memory.
+type Program struct {
+	Name string
+	Size int64 // bytes; 0 for a script
+	HWM  Stat  // KiB
+}
+
+const (
+	shellName   = "classic shell pair"
+	floorName   = "empty Go pair (floor)"
+	importsName = "empty Go pair linking the helpers' libraries"
+	oursName    = "qemu-ifup + qemu-ifdown"
+	// inProcName is the helpers' netlink work without any process: the
+	// same plans applied from this process, the part no start-up trick
+	// can remove.
+	inProcName = "the same changes in-process (no exec)"
+)
+
+// Run measures, in namespaces it creates and removes, and returns the
+// figures. dir holds the shell scripts and scratch files.
+func Run(cfg Config, dir string) (res *Results, err error) {
+	res = &Results{Started: time.Now(), Rounds: cfg.Rounds, Machine: ThisMachine()}
+	shUp, shDown, err := writeShellPair(dir)
+	if err != nil {
+		return nil, err
+	}
+	shell := variant{shellName, shUp, shDown}
+	floor := variant{floorName, cfg.Empty, cfg.Empty}
+	imports := variant{importsName, cfg.Imports, cfg.Imports}
+	ours := variant{oursName, cfg.Ifup, cfg.Ifdown}
+	inproc := variant{Name: inProcName}
+	res.Variants = []string{shellName, floorName, importsName, oursName, inProcName}
+	env := []string{
+		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		// No config file and an empty run dir: the built-in defaults
+		// (virbr0), as on a host with nothing configured.
+		"QEMU_IFUP_CONFIG=" + filepath.Join(dir, "no-such.conf"),
+		"QEMU_TAP_HELPERS_RUNDIR=" + filepath.Join(dir, "run"),
+	}
+
+	// One namespace per scale, all alive at once, so that the rounds can
+	// interleave every variant and scale and machine noise hits all alike.
+	var spaces []*ns
+	defer func() {
+		for _, n := range spaces {
+			if cerr := n.close(); cerr != nil && err == nil {
+				err = cerr
+			}
+		}
+	}()
+	for _, total := range cfg.Scales {
+		n, err := newNS()
+		if err != nil {
+			return nil, err
+		}
+		spaces = append(spaces, n)
+		br, err := n.addBridge("virbr0")
+		if err != nil {
+			return nil, err
+		}
+		ports := total / 4
+		t0 := time.Now()
+		if err := n.populate(total, ports, br); err != nil {
+			return nil, err
+		}
+		links, err := n.countLinks()
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(cfg.Log, "bench: namespace %s: %d interfaces (+1 tap while measuring), %d ports on virbr0, made in %v\n",
+			n.name, links, ports, time.Since(t0).Round(time.Millisecond))
+		res.Scales = append(res.Scales, Scale{Links: links + 1, Ports: ports, Pair: map[string]Stat{}})
+	}
+
+	type task struct {
+		v     variant
+		scale int
+	}
+	tasks := []task{{shell, 0}, {floor, 0}, {imports, 0}, {ours, 0}, {inproc, 0}}
+	for i := 1; i < len(cfg.Scales); i++ {
+		tasks = append(tasks, task{shell, i}, task{ours, i})
+	}
+	stderr, err := os.Create(filepath.Join(dir, "stderr"))
+	if err != nil {
+		return nil, err
+	}
+	defer stderr.Close()
+
+	walls := map[task][]time.Duration{}
+	faults := map[task][]int64{}
+	const warmup = 3
+	fmt.Fprintf(cfg.Log, "bench: %d rounds of %d pairs, interleaved in random order\n", cfg.Rounds, len(tasks))
+	for round := -warmup; round < cfg.Rounds; round++ {
+		order := slices.Clone(tasks)
+		rand.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+		for _, t := range order {
+			wall, pf, err := pair(spaces[t.scale], t.v, env, stderr)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", t.v.Name, err)
+			}
+			if round >= 0 {
+				walls[t] = append(walls[t], wall)
+				faults[t] = append(faults[t], pf)
+			}
+		}
+	}
+	for t, w := range walls {
+		res.Scales[t.scale].Pair[t.v.Name] = durStat(w)
+	}
+	res.Pair = res.Scales[0].Pair
+	res.Faults = map[string]Stat{}
+	for t, f := range faults {
+		if t.scale == 0 && t.v.Up != "" {
+			res.Faults[t.v.Name] = intStat(f)
+		}
+	}
+
+	fmt.Fprintf(cfg.Log, "bench: peak memory\n")
+	if res.Memory, err = memory(spaces[0], cfg, shell, env); err != nil {
+		return nil, err
+	}
+
+	for _, v := range []variant{ours, shell} {
+		fmt.Fprintf(cfg.Log, "bench: load, %s\n", v.Name)
+		lr, err := load(cfg, v, env)
+		if err != nil {
+			return nil, fmt.Errorf("load, %s: %w", v.Name, err)
+		}
+		res.Load = append(res.Load, lr...)
+	}
+	res.Took = time.Since(res.Started)
+	return res, nil
+}
+
+// memory measures the peak memory of each program of a pair on a fresh
+// tap, a few times: the helpers, the floor, and the shell and the tools
+// the scripts run (each on its own, as a script's children are not traced).
+func memory(n *ns, cfg Config, shell variant, env []string) ([]Program, error) {
+	const tap, times = "bench0", 10
+	progs := []struct {
+		name string
+		argv []string
+	}{
+		{"qemu-ifup", []string{cfg.Ifup, tap}},
+		{"qemu-ifdown", []string{cfg.Ifdown, tap}},
+		{"empty Go program", []string{cfg.Empty, tap}},
+		{"empty Go program linking the libraries", []string{cfg.Imports, tap}},
+		{"ifconfig", []string{"ifconfig", tap, "0.0.0.0", "promisc", "up"}},
+		{"brctl", []string{"brctl", "addif", "virbr0", tap}},
+		// The down script, which undoes brctl addif; its child brctl is
+		// not counted.
+		{"sh (running the down script)", []string{shell.Down, tap}},
+	}
+	hwm := make([][]int64, len(progs))
+	var err error
+	for range times {
+		n.do(func() {
+			if err = n.addTap(tap); err != nil {
+				return
+			}
+			defer func() {
+				if derr := n.delLink(tap); derr != nil && err == nil {
+					err = derr
+				}
+			}()
+			for i, p := range progs {
+				var kb int64
+				if kb, err = peakRSS(p.argv, env); err != nil {
+					return
+				}
+				hwm[i] = append(hwm[i], kb)
+			}
+		})
+		if err != nil {
+			return nil, fmt.Errorf("peak memory: %w", err)
+		}
+	}
+	out := make([]Program, len(progs))
+	for i, p := range progs {
+		out[i] = Program{Name: p.name, HWM: intStat(hwm[i])}
+		path := p.argv[0]
+		if lp, err := exec.LookPath(path); err == nil {
+			path = lp
+		}
+		if fi, err := os.Stat(path); err == nil && !strings.HasSuffix(path, ".sh") {
+			out[i].Size = fi.Size()
+		}
+	}
+	return out, nil
+}
+
+// writeShellPair writes the classic scripts QEMU users have in
+// /etc/qemu-ifup and /etc/qemu-ifdown.
+func writeShellPair(dir string) (up, down string, err error) {
+	up, down = filepath.Join(dir, "ifup.sh"), filepath.Join(dir, "ifdown.sh")
+	scripts := map[string]string{
+		up:   "#!/bin/sh\nifconfig $1 0.0.0.0 promisc up\nbrctl addif virbr0 $1\n",
+		down: "#!/bin/sh\nbrctl delif virbr0 $1\n",
+	}
+	for p, s := range scripts {
+		if err := os.WriteFile(p, []byte(s), 0o755); err != nil {
+			return "", "", err
+		}
+	}
+	return up, down, nil
+}
+
+// pair creates a fresh tap as QEMU would, times v's ifup and ifdown on it
+// back to back, and removes the tap. Only the two processes are timed.
+func pair(n *ns, v variant, env []string, stderr *os.File) (time.Duration, int64, error) {
+	var wall time.Duration
+	var faults int64
+	var err error
+	const tap = "bench0"
+	n.do(func() {
+		if err = n.addTap(tap); err != nil {
+			err = fmt.Errorf("add tap: %w", err)
+			return
+		}
+		defer func() {
+			if derr := n.delLink(tap); derr != nil && err == nil {
+				err = fmt.Errorf("delete tap: %w", derr)
+			}
+		}()
+		if v.Up == "" {
+			wall, err = inProcess(n, tap)
+			return
+		}
+		stderr.Truncate(0)
+		stderr.Seek(0, io.SeekStart)
+		t0 := time.Now()
+		var cmd *exec.Cmd
+		if cmd, err = start([]string{v.Up, tap}, env, stderr); err != nil {
+			return
+		}
+		var f int64
+		if f, err = wait(cmd, stderr); err != nil {
+			return
+		}
+		faults += f
+		if cmd, err = start([]string{v.Down, tap}, env, stderr); err != nil {
+			return
+		}
+		if f, err = wait(cmd, stderr); err != nil {
+			return
+		}
+		wall = time.Since(t0)
+		faults += f
+	})
+	return wall, faults, err
+}
+
+// load starts cfg.Load ifups of v at once on as many fresh taps of one
+// bridge, checks that every tap became an up port, then does the same with
+// ifdowns; cfg.LoadRounds times.
+func load(cfg Config, v variant, env []string) ([]LoadResult, error) {
+	n, err := newNS()
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if cerr := n.close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	br, err := n.addBridge("virbr0")
+	if err != nil {
+		return nil, err
+	}
+	taps := make([]string, cfg.Load)
+	for i := range taps {
+		taps[i] = fmt.Sprintf("load%d", i)
+	}
+	var ups, downs []time.Duration
+	for round := 0; round < cfg.LoadRounds; round++ {
+		n.do(func() {
+			for _, t := range taps {
+				if err = n.addTap(t); err != nil {
+					return
+				}
+			}
+		})
+		if err != nil {
+			return nil, fmt.Errorf("add taps: %w", err)
+		}
+		wall, err := burst(n, v.Up, taps, env)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkPorts(n, taps, br.Index); err != nil {
+			return nil, err
+		}
+		ups = append(ups, wall)
+		wall, err = burst(n, v.Down, taps, env)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkPorts(n, taps, 0); err != nil {
+			return nil, err
+		}
+		downs = append(downs, wall)
+		for _, t := range taps {
+			if err := n.delLink(t); err != nil {
+				return nil, fmt.Errorf("delete %s: %w", t, err)
+			}
+		}
+	}
+	name := v.Name
+	if v.Up == cfg.Ifup {
+		return []LoadResult{
+			{What: "qemu-ifup", N: cfg.Load, Wall: durStat(ups)},
+			{What: "qemu-ifdown", N: cfg.Load, Wall: durStat(downs)},
+		}, nil
+	}
+	return []LoadResult{
+		{What: name + ", ifup", N: cfg.Load, Wall: durStat(ups)},
+		{What: name + ", ifdown", N: cfg.Load, Wall: durStat(downs)},
+	}, nil
+}
+
+// burst starts prog on every tap at once, each from its own thread inside
+// the namespace, and returns the time until the last one exited.
+func burst(n *ns, prog string, taps []string, env []string) (time.Duration, error) {
+	var ready, done sync.WaitGroup
+	gate := make(chan struct{})
+	errs := make([]error, len(taps))
+	for i, t := range taps {
+		ready.Add(1)
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			runtime.LockOSThread() // never unlocked: the thread dies with us
+			if err := netns.Set(n.nsh); err != nil {
+				ready.Done()
+				errs[i] = err
+				return
+			}
+			var out bytes.Buffer
+			cmd := newCmd([]string{prog, t}, env)
+			cmd.Stderr = &out
+			ready.Done()
+			<-gate
+			if err := cmd.Run(); err != nil {
+				errs[i] = fmt.Errorf("%s %s: %v: %s", filepath.Base(prog), t, err, bytes.TrimSpace(out.Bytes()))
+			}
+		}()
+	}
+	ready.Wait()
+	t0 := time.Now()
+	close(gate)
+	done.Wait()
+	return time.Since(t0), errors.Join(errs...)
+}
+
+// checkPorts checks that every tap has the given master (0: none) and, when
+// it has one, is up.
+func checkPorts(n *ns, taps []string, master int) error {
+	for _, t := range taps {
+		l, err := n.h.LinkByName(t)
+		if err != nil {
+			return err
+		}
+		a := l.Attrs()
+		if a.MasterIndex != master {
+			return fmt.Errorf("%s: master %d, want %d", t, a.MasterIndex, master)
+		}
+		if master != 0 && a.RawFlags&unix.IFF_UP == 0 {
+			return fmt.Errorf("%s: down after ifup", t)
+		}
+	}
+	return nil
+}
+
+// inProcess makes the changes qemu-ifup and qemu-ifdown make, with the
+// default port settings, through pkg/tap on n's netlink handle and times
+// them: the kernel's share of a pair.
+func inProcess(n *ns, name string) (time.Duration, error) {
+	port := tap.Port{Bridge: "virbr0", MAC: tap.MACHigh, Promisc: true}
+	t0 := time.Now()
+	pl, err := tap.PlanUp(n.h, name, port)
+	if err != nil {
+		return 0, err
+	}
+	if err := pl.Apply(n.h, nil); err != nil {
+		return 0, err
+	}
+	if pl, err = tap.PlanDown(n.h, name, true); err != nil {
+		return 0, err
+	}
+	if err := pl.Apply(n.h, nil); err != nil {
+		return 0, err
+	}
+	return time.Since(t0), nil
+}

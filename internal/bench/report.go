@@ -1,0 +1,152 @@
+package bench
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Begin and End mark the generated part of docs/benchmarks.md.
+const (
+	Begin = "<!-- make bench: begin (generated, do not edit) -->"
+	End   = "<!-- make bench: end -->"
+)
+
+// Targets of issue 6.
+const (
+	targetShell = 0.8
+	targetFloor = 1.3
+	targetScale = 1.2
+)
+
+// Markdown writes the results; plot names the PNG of the scale figures,
+// relative to the document, or is empty.
+func (r *Results) Markdown(w io.Writer, plot string) {
+	m := r.Machine
+	fmt.Fprintf(w, "Measured %s on %s, %d cores, kernel %s, %s, %s; helpers built with %s.\n\n",
+		r.Started.UTC().Format("2006-01-02 15:04 MST"), m.CPU, m.Cores, m.Kernel, m.OS, "as root", m.Go)
+
+	fmt.Fprintf(w, "### One ifup + ifdown pair on a fresh tap\n\n")
+	fmt.Fprintf(w, "%d pairs each, interleaved in random order with the other variants and scales. "+
+		"Wall time from the start of ifup to the exit of ifdown, in ms.\n\n", r.Rounds)
+	fmt.Fprintf(w, "| pair | median | p10 – p90 | ours ÷ this | page faults |\n|---|--:|--:|--:|--:|\n")
+	ours := r.Pair[oursName].Median
+	for _, v := range r.Variants {
+		s := r.Pair[v]
+		pf := "–"
+		if f, ok := r.Faults[v]; ok {
+			pf = fmt.Sprintf("%.0f", f.Median)
+		}
+		fmt.Fprintf(w, "| %s | %.2f | %.2f – %.2f | %.2f | %s |\n", v, s.Median, s.P10, s.P90, ours/s.Median, pf)
+	}
+	fmt.Fprintf(w, "\nPage faults: minor faults of the two processes (with a script's tools), median.\n")
+	rs, rf := ours/r.Pair[shellName].Median, ours/r.Pair[floorName].Median
+	fmt.Fprintf(w, "\nOurs against the shell pair: **%.2fx** (target ≤ %.1fx, %s). "+
+		"Ours against the floor: **%.2fx** (target ≤ %.1fx, %s).\n\n",
+		rs, targetShell, met(rs <= targetShell), rf, targetFloor, met(rf <= targetFloor))
+
+	fmt.Fprintf(w, "### Scale\n\nThe same pair with more interfaces in the namespace (veth pairs; a quarter of the interfaces are ports of virbr0).\n\n")
+	fmt.Fprintf(w, "| interfaces | ports on virbr0 | ours: median (p10 – p90) | shell: median (p10 – p90) |\n|--:|--:|--:|--:|\n")
+	for _, s := range r.Scales {
+		o, sh := s.Pair[oursName], s.Pair[shellName]
+		fmt.Fprintf(w, "| %d | %d | %.2f (%.2f – %.2f) | %.2f (%.2f – %.2f) |\n",
+			s.Links, s.Ports, o.Median, o.P10, o.P90, sh.Median, sh.P10, sh.P90)
+	}
+	if len(r.Scales) > 1 {
+		first, last := r.Scales[0], r.Scales[len(r.Scales)-1]
+		ro := last.Pair[oursName].Median / first.Pair[oursName].Median
+		rsh := last.Pair[shellName].Median / first.Pair[shellName].Median
+		fmt.Fprintf(w, "\n%d interfaces against %d: ours **%.2fx** (target ≤ %.1fx, %s), the shell pair %.2fx.\n",
+			last.Links, first.Links, ro, targetScale, met(ro <= targetScale), rsh)
+	}
+	if plot != "" {
+		fmt.Fprintf(w, "\n![pair time against interfaces in the namespace](%s)\n", plot)
+	}
+
+	fmt.Fprintf(w, "\n### Load\n\nProcesses started at once (released together from as many threads) on as many fresh taps of one bridge; "+
+		"every tap is checked to be an up port afterwards (detached after ifdown). Wall time until the last exit, in ms.\n\n")
+	fmt.Fprintf(w, "| what | processes | all succeeded | median | min – max | rounds |\n|---|--:|---|--:|--:|--:|\n")
+	for _, l := range r.Load {
+		fmt.Fprintf(w, "| %s | %d | yes | %.1f | %.1f – %.1f | %d |\n", l.What, l.N, l.Wall.Median, l.Wall.Min, l.Wall.Max, l.Wall.N)
+	}
+
+	fmt.Fprintf(w, "\n### Size and peak memory\n\nPeak memory is VmHWM, read from /proc as each program exits (stopped there with ptrace), on a fresh tap, %d runs each. "+
+		"A script's tools are measured on their own.\n\n", r.Memory[0].HWM.N)
+	fmt.Fprintf(w, "| program | size | peak RSS median | max |\n|---|--:|--:|--:|\n")
+	for _, p := range r.Memory {
+		size := "(script)"
+		if p.Size > 0 {
+			size = fmt.Sprintf("%.2f MiB", float64(p.Size)/(1<<20))
+		}
+		fmt.Fprintf(w, "| %s | %s | %.2f MiB | %.2f MiB |\n", p.Name, size, p.HWM.Median/1024, p.HWM.Max/1024)
+	}
+	fmt.Fprintf(w, "\nThe whole run took %v.\n", r.Took.Round(time.Second))
+}
+
+func met(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "**not met**"
+}
+
+// Plot draws the scale figures into png with gnuplot.
+func (r *Results) Plot(png string) error {
+	var data bytes.Buffer
+	for _, s := range r.Scales {
+		o, sh := s.Pair[oursName], s.Pair[shellName]
+		fmt.Fprintf(&data, "%d %f %f %f %f %f %f\n", s.Links, o.Median, o.P25, o.P75, sh.Median, sh.P25, sh.P75)
+	}
+	dir, err := os.MkdirTemp("", "qth-plot-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	dat := filepath.Join(dir, "scale.dat")
+	if err := os.WriteFile(dat, data.Bytes(), 0o644); err != nil {
+		return err
+	}
+	script := fmt.Sprintf(`set terminal pngcairo size 720,420 font "sans,10"
+set output %q
+set title "One ifup + ifdown pair against interfaces in the namespace"
+set xlabel "interfaces in the namespace (a quarter of them ports of virbr0)"
+set ylabel "ms per pair (median; bars: p25 - p75)"
+set yrange [0:*]
+set xrange [-150:4150]
+set grid
+set key bottom right box opaque
+floor = %f
+plot %q using 1:5:6:7 with yerrorlines lw 2 pt 7 title "classic shell pair (ifconfig + brctl)", \
+     %q using 1:2:3:4 with yerrorlines lw 2 pt 5 title "qemu-ifup + qemu-ifdown", \
+     floor with lines dt 2 lw 2 title "empty Go pair (floor, at 10 interfaces)"
+`, png, r.Pair[floorName].Median, dat, dat)
+	cmd := exec.Command("gnuplot")
+	cmd.Stdin = strings.NewReader(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("gnuplot: %v: %s", err, out)
+	}
+	return nil
+}
+
+// Splice replaces the generated part of the document at path (between
+// Begin and End) with gen, or appends it when the markers are missing.
+func Splice(path string, gen []byte) error {
+	doc, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	block := append([]byte(Begin+"\n\n"), gen...)
+	block = append(block, []byte("\n"+End)...)
+	i, j := bytes.Index(doc, []byte(Begin)), bytes.Index(doc, []byte(End))
+	if i >= 0 && j > i {
+		doc = append(doc[:i:i], append(block, doc[j+len(End):]...)...)
+	} else {
+		doc = append(doc, append(block, '\n')...)
+	}
+	return os.WriteFile(path, doc, 0o644)
+}

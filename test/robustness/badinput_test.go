@@ -1,0 +1,162 @@
+package robustness
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/nstest"
+)
+
+// commands are the helpers every bad input is tried on.
+var commands = []string{"qemu-ifup", "qemu-ifdown"}
+
+// Bad command lines: exit 2, the problem on the first line, the usage on
+// the second, and nothing touched.
+func TestBadArguments(t *testing.T) {
+	ns := nstest.New(t)
+	ns.AddBridge(t, "br0", 0)
+	ns.AddTap(t, "tap0")
+	e := env(t, "QEMU_BRIDGE=br0")
+	if r := run(t, ns, e, "qemu-ifup", "tap0"); r.code != 0 {
+		t.Fatalf("qemu-ifup tap0: %d %s", r.code, r.stderr)
+	}
+	before := snapAll(ns, "tap0", "br0")
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no argument", nil, "missing IFNAME"},
+		{"empty name", []string{""}, "empty"},
+		{"overlong name", []string{"tap0123456789abc"}, "16 bytes, longer than 15"},
+		{"overlong name naming tap0", []string{"tap0" + strings.Repeat("x", 60)}, "longer than 15"},
+		{"non-UTF-8", []string{"tap\xff0"}, "not valid UTF-8"},
+		{"control character", []string{"tap\x01"}, "control character"},
+		{"DEL", []string{"tap\x7f"}, "control character"},
+		{"newline", []string{"tap0\n"}, "whitespace"},
+		{"escape sequence", []string{"\x1b[31mtap0"}, "control character"},
+		{"space", []string{"tap 0"}, "whitespace"},
+		{"slash", []string{"../tap0"}, `contains '/'`},
+		{"colon", []string{"tap0:1"}, `contains ':'`},
+		{"dot dot", []string{".."}, "reserved"},
+		{"two names", []string{"tap0", "tap1"}, "expected one IFNAME, got 2"},
+		{"unknown option", []string{"--force", "tap0"}, `unknown option "--force"`},
+	}
+	for _, tt := range tests {
+		for _, prog := range commands {
+			t.Run(tt.name+"/"+prog, func(t *testing.T) {
+				r := run(t, ns, e, prog, tt.args...)
+				if r.code != 2 {
+					t.Errorf("exit %d, want 2 (stderr %q)", r.code, r.stderr)
+				}
+				lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
+				if len(lines) != 2 || !strings.HasPrefix(lines[0], prog+": ") ||
+					!strings.Contains(lines[0], tt.want) || !strings.HasPrefix(lines[1], "usage: "+prog) {
+					t.Errorf("stderr %q: want %q... containing %q, then the usage", r.stderr, prog+": ", tt.want)
+				}
+				// The name is quoted: no raw control byte or
+				// invalid UTF-8 reaches the terminal or the log.
+				if strings.ContainsAny(lines[0], "\x01\x1b\x7f") || !utf8Valid(lines[0]) {
+					t.Errorf("raw bytes of the name in %q", lines[0])
+				}
+			})
+		}
+	}
+	checkUnchanged(t, ns, before)
+}
+
+// Malformed configuration: exit 1, one line naming the file and, for a
+// syntax or value error, the line; nothing touched.
+func TestBadConfig(t *testing.T) {
+	ns := nstest.New(t)
+	ns.AddBridge(t, "br0", 0)
+	ns.AddTap(t, "tap0")
+	if r := run(t, ns, env(t, "QEMU_BRIDGE=br0"), "qemu-ifup", "tap0"); r.code != 0 {
+		t.Fatalf("qemu-ifup tap0: %d %s", r.code, r.stderr)
+	}
+	before := snapAll(ns, "tap0", "br0")
+	lineRE := regexp.MustCompile(`:\d+: |: line \d+: `)
+	tests := []struct {
+		name, conf string
+		want       string
+		noLine     bool // the error is about the file, not a line of it
+	}{
+		{"key before section", "Bridge=br0\n", "Bridge= before any [section]", false},
+		{"unterminated section", "[Defaults\nBridge=br0\n", "section header without ']'", false},
+		{"unknown section", "[Default]\nBridge=br0\n", "unknown section [Default]", false},
+		{"unknown key", "[Defaults]\nBrdige=br0\n", `unknown key "Brdige"`, false},
+		{"not KEY=VALUE", "[Defaults]\nbridge br0\n", "expected KEY=VALUE", false},
+		{"MTU not a number", "[Defaults]\nMTU=jumbo\n", `MTU: "jumbo"`, false},
+		{"MTU too large", "[Defaults]\nMTU=70000\n", `MTU: "70000"`, false},
+		{"MTU too small", "[Defaults]\nMTU=67\n", `MTU: "67"`, false},
+		{"bridge with slash", "[Defaults]\nBridge=br/0\n", `Bridge: invalid interface name "br/0"`, false},
+		{"bridge overlong", "[Defaults]\nBridge=" + strings.Repeat("b", 16) + "\n", "longer than 15", false},
+		{"bridge not UTF-8", "[Defaults]\nBridge=br\xff\n", "not valid UTF-8", false},
+		{"bridge control character", "[Defaults]\nBridge=br\x01\n", "control character", false},
+		{"interface without Name", "[Interface]\nBridge=br0\n", "[Interface] without Name=", false},
+		{"bad glob", "[Interface]\nName=tap[\nBridge=br0\n", `bad pattern "tap["`, false},
+		{"bad boolean", "[Defaults]\nPromiscuous=maybe\n", `"maybe" is not a boolean`, false},
+		{"bad MAC policy", "[Defaults]\nMAC=random\n", `"random" is neither high nor keep`, false},
+		{"binary", "\x7fELF\x02\x01\x01\x00\x00\x00", "", false},
+		{"too large", "[Defaults]\n" + strings.Repeat("# padding\n", 7000), "larger than", true},
+		{"a directory", "", "read config", true},
+	}
+	for _, tt := range tests {
+		path := filepath.Join(t.TempDir(), "qemu-ifup.conf")
+		if tt.name == "a directory" {
+			must(t, os.Mkdir(path, 0o755))
+		} else {
+			must(t, os.WriteFile(path, []byte(tt.conf), 0o644))
+		}
+		for _, prog := range commands {
+			t.Run(tt.name+"/"+prog, func(t *testing.T) {
+				// QEMU_IFUP_CONFIG comes after env's default and wins.
+				r := run(t, ns, env(t, "QEMU_IFUP_CONFIG="+path), prog, "tap0")
+				checkFailure(t, prog, r, tt.want)
+				if !strings.Contains(r.stderr, path) {
+					t.Errorf("stderr %q does not name %s", r.stderr, path)
+				}
+				if !tt.noLine && !lineRE.MatchString(r.stderr) {
+					t.Errorf("stderr %q names no line", r.stderr)
+				}
+			})
+		}
+	}
+	checkUnchanged(t, ns, before)
+}
+
+// Bad settings from the environment and from a record left under the run
+// directory: exit 1, one line, nothing touched.
+func TestBadEnvironmentAndRecord(t *testing.T) {
+	ns := nstest.New(t)
+	ns.AddBridge(t, "br0", 0)
+	ns.AddTap(t, "tap0")
+	before := snapAll(ns, "tap0", "br0")
+	rundir := t.TempDir()
+	record := filepath.Join(rundir, "tap0.conf")
+	must(t, os.WriteFile(record, []byte("[Interface]\nMTU=1\n"), 0o644))
+	tests := []struct {
+		name string
+		env  []string
+		want string
+	}{
+		{"QEMU_BRIDGE with slash", env(t, "QEMU_BRIDGE=br/0"), `QEMU_BRIDGE: invalid interface name "br/0"`},
+		{"QEMU_BRIDGE with newline", env(t, "QEMU_BRIDGE=br0\nx"), "QEMU_BRIDGE: invalid interface name"},
+		{"bad record", append(env(t, "QEMU_BRIDGE=br0"), "QEMU_TAP_HELPERS_RUNDIR="+rundir), record + ":2: MTU"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := run(t, ns, tt.env, "qemu-ifup", "tap0")
+			checkFailure(t, "qemu-ifup", r, tt.want)
+		})
+	}
+	checkUnchanged(t, ns, before)
+	if _, err := os.Stat(record); err != nil {
+		t.Errorf("the bad record was removed: %v", err)
+	}
+}
+
+func utf8Valid(s string) bool { return strings.ToValidUTF8(s, "\uFFFD") == s }

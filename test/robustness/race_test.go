@@ -1,0 +1,163 @@
+package robustness
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/nstest"
+)
+
+// rounds is how often each race is run: enough for the interleavings to
+// vary, few enough for make test.
+const rounds = 40
+
+// started is a helper started inside a namespace.
+type started struct {
+	prog   string
+	cmd    *exec.Cmd
+	stderr bytes.Buffer
+}
+
+func start(t testing.TB, ns *nstest.NS, env []string, prog string, args ...string) *started {
+	t.Helper()
+	s := &started{prog: prog}
+	s.cmd = exec.Command(filepath.Join(nstest.Binaries(t), prog), args...)
+	s.cmd.Env = env
+	s.cmd.Stderr = &s.stderr
+	if err := ns.Start(s.cmd); err != nil {
+		t.Fatalf("start %s: %v", prog, err)
+	}
+	return s
+}
+
+// wait checks that the helper exited 0, or 1 with its error as the last
+// line; every line of its stderr must name it.
+func (s *started) wait(t testing.TB) int {
+	t.Helper()
+	err := s.cmd.Wait()
+	code := 0
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee) && ee.Exited():
+		code = ee.ExitCode()
+	default:
+		t.Fatalf("%s: %v", s.prog, err)
+	}
+	out := strings.TrimSuffix(s.stderr.String(), "\n")
+	for _, l := range strings.Split(out, "\n") {
+		if l != "" && !strings.HasPrefix(l, s.prog+": ") {
+			t.Errorf("%s: stray stderr line %q", s.prog, l)
+		}
+	}
+	if code != 0 && (code != 1 || out == "") {
+		t.Errorf("%s: exit %d with stderr %q, want 0 or a clean 1", s.prog, code, out)
+	}
+	return code
+}
+
+// state classifies a tap: "port" (as ifup leaves it), "detached" (as
+// ifdown leaves it), or a description of a half-configured tap.
+func state(ns *nstest.NS, name string, br snapshot) string {
+	s := snap(ns, name)
+	switch {
+	case !s.exists:
+		return "gone"
+	case s.master == br.index && s.up && s.promisc && s.mtu == br.mtu && strings.HasPrefix(s.mac, "fe:"):
+		return "port"
+	case s.master == 0 && !s.promisc:
+		return "detached"
+	}
+	return fmt.Sprintf("half-configured %+v", s)
+}
+
+// replaceTap makes a fresh, down tap called name, as a new QEMU would.
+func replaceTap(t testing.TB, ns *nstest.NS, name string) {
+	t.Helper()
+	if l, err := ns.Handle.LinkByName(name); err == nil {
+		must(t, ns.Handle.LinkDel(l))
+	}
+	ns.AddTap(t, name)
+}
+
+// qemu-ifup and qemu-ifdown on the same tap at once.
+func TestRaceIfupIfdown(t *testing.T) {
+	ns := nstest.New(t)
+	ns.AddBridge(t, "br0", 0)
+	e := env(t, "QEMU_BRIDGE=br0")
+	seen := map[string]int{}
+	for range rounds {
+		replaceTap(t, ns, "tap0")
+		br := snap(ns, "br0")
+		up := start(t, ns, e, "qemu-ifup", "tap0")
+		down := start(t, ns, e, "qemu-ifdown", "tap0")
+		up.wait(t)
+		down.wait(t)
+		st := state(ns, "tap0", br)
+		seen[st]++
+		if st != "port" && st != "detached" {
+			t.Errorf("after ifup and ifdown at once: tap0 %s\nifup: %sifdown: %s", st, &up.stderr, &down.stderr)
+		}
+	}
+	t.Logf("end states: %v", seen)
+}
+
+// Two qemu-ifups on the same tap at once both succeed (or one fails
+// cleanly) and leave it a port.
+func TestRaceTwoIfups(t *testing.T) {
+	ns := nstest.New(t)
+	ns.AddBridge(t, "br0", 0)
+	e := env(t, "QEMU_BRIDGE=br0")
+	for range rounds {
+		replaceTap(t, ns, "tap0")
+		br := snap(ns, "br0")
+		a := start(t, ns, e, "qemu-ifup", "tap0")
+		b := start(t, ns, e, "qemu-ifup", "tap0")
+		a.wait(t)
+		b.wait(t)
+		if st := state(ns, "tap0", br); st != "port" {
+			t.Errorf("after two ifups at once: tap0 %s\n1: %s2: %s", st, &a.stderr, &b.stderr)
+		}
+	}
+}
+
+// A tap name reused right after it was freed: the old VM's qemu-ifdown runs
+// while the tap is deleted and a new tap of the same name is made and
+// brought up by a new qemu-ifup.
+func TestRaceNameReused(t *testing.T) {
+	ns := nstest.New(t)
+	ns.AddBridge(t, "br0", 0)
+	e := env(t, "QEMU_BRIDGE=br0")
+	seen := map[string]int{}
+	for range rounds {
+		replaceTap(t, ns, "tap0")
+		if r := run(t, ns, e, "qemu-ifup", "tap0"); r.code != 0 {
+			t.Fatalf("qemu-ifup tap0: exit %d: %s", r.code, r.stderr)
+		}
+		br := snap(ns, "br0")
+		var wg sync.WaitGroup
+		var down, up *started
+		down = start(t, ns, e, "qemu-ifdown", "tap0")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			replaceTap(t, ns, "tap0")
+			up = start(t, ns, e, "qemu-ifup", "tap0")
+		}()
+		down.wait(t)
+		wg.Wait()
+		up.wait(t)
+		st := state(ns, "tap0", br)
+		seen[st]++
+		if st != "port" && st != "detached" {
+			t.Errorf("name reused: tap0 %s\nifdown: %sifup: %s", st, &down.stderr, &up.stderr)
+		}
+	}
+	t.Logf("end states: %v", seen)
+}
