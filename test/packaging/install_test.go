@@ -167,6 +167,14 @@ func checkOurs(t *testing.T, step string, orig map[string]string) {
 	if err != nil || !strings.HasPrefix(string(out), "qemu-launch ") {
 		t.Errorf("%s: qemu-launch --version: %v: %q", step, err, out)
 	}
+	// Run through the /usr/bin link, qemu-launch finds the helpers
+	// next to its real path.
+	out, err = exec.Command("/usr/bin/qemu-launch", "--help").CombinedOutput()
+	for _, cmd := range []string{"qemu-ifup", "qemu-ifdown"} {
+		if w := "(default: " + libexec + "/" + cmd + ")"; err != nil || !strings.Contains(string(out), w) {
+			t.Errorf("%s: qemu-launch --help does not say %s: %v\n%s", step, w, err, out)
+		}
+	}
 	if st := debStatus(name); st != "ii" {
 		t.Errorf("%s: dpkg status of %s is %q, want ii (installed, configured)", step, name, st)
 	}
@@ -232,6 +240,15 @@ func TestDebInstall(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkOurs(t, "dpkg -i", orig)
+	t.Run("unit", func(t *testing.T) {
+		// The installed template unit, an instance of it, and the
+		// binary its ExecStart= names, as systemd sees them.
+		needTools(t, "systemd-analyze")
+		out, err := exec.Command("systemd-analyze", "verify", "qemu-launch@rt.service").CombinedOutput()
+		if err != nil || len(out) > 0 {
+			t.Errorf("systemd-analyze verify qemu-launch@rt.service: %v\n%s", err, out)
+		}
+	})
 
 	// Reinstalling (or upgrading) qemu-system-common while ours is
 	// installed: its conffiles go to the diverted names, ours stay.
