@@ -216,7 +216,7 @@ func checkDebian(t *testing.T, step string, orig map[string]string) {
 
 // TestDebInstall installs the .deb beside Debian's qemu-system-common and
 // goes through what an administrator does: install, reinstall (as an
-// upgrade of) qemu-system-common, remove, install again, purge.
+// upgrade of) qemu-system-common, remove, install again, upgrade, purge.
 func TestDebInstall(t *testing.T) {
 	needRoot(t)
 	needTools(t, "dpkg", "dpkg-deb", "dpkg-divert", "dpkg-query", "apt-get")
@@ -279,6 +279,24 @@ func TestDebInstall(t *testing.T) {
 	checkOurs(t, "dpkg -i again", orig)
 	if !bytes.Equal(readFile(t, conf), edited) {
 		t.Errorf("dpkg -i again: %s lost the administrator's change", conf)
+	}
+
+	// Upgrading our package: the new preinst finds the diversions in
+	// place, the old postrm (upgrade) must leave them, the edited config
+	// stays.
+	next, err := makePackageAs(repoRoot(t), b.version+".1", []string{runtime.GOARCH})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dpkg(t, "-i", debFile(next.dist, next.version, runtime.GOARCH)); err != nil {
+		t.Fatal(err)
+	}
+	checkOurs(t, "upgrade", orig)
+	if got, _ := exec.Command("dpkg-query", "-W", "-f=${Version}", name).Output(); string(got) != next.version+"-1" {
+		t.Errorf("upgrade: version %s installed, want %s-1", got, next.version)
+	}
+	if !bytes.Equal(readFile(t, conf), edited) {
+		t.Errorf("upgrade: %s lost the administrator's change", conf)
 	}
 
 	if err := dpkg(t, "-P", name); err != nil {

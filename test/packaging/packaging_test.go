@@ -147,6 +147,12 @@ func packages(t testing.TB) build {
 // makePackage runs make package into a fresh directory, staging in
 // another, with SOURCE_DATE_EPOCH left to the build (the commit's time).
 func makePackage(root string) (build, error) {
+	return makePackageAs(root, "", arches())
+}
+
+// makePackageAs is makePackage for the given architectures, with the
+// package version forced to version unless it is "".
+func makePackageAs(root, version string, arches []string) (build, error) {
 	dist, err := os.MkdirTemp("", "qth-dist-")
 	if err != nil {
 		return build{}, err
@@ -158,23 +164,30 @@ func makePackage(root string) (build, error) {
 	tempDirs = append(tempDirs, dist, stage)
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SOURCE_DATE_EPOCH=") && !strings.HasPrefix(kv, "MAKEFLAGS=") {
+		if !strings.HasPrefix(kv, "SOURCE_DATE_EPOCH=") && !strings.HasPrefix(kv, "MAKEFLAGS=") &&
+			!strings.HasPrefix(kv, "PKG_VERSION=") {
 			env = append(env, kv)
 		}
 	}
 	env = append(env, "STAGE="+stage)
-	if _, err := output(root, env, "make", "-s", "package", "DIST="+dist, "PKG_ARCHES="+strings.Join(arches(), " ")); err != nil {
+	if version != "" {
+		env = append(env, "PKG_VERSION="+version)
+	}
+	if _, err := output(root, env, "make", "-s", "package", "DIST="+dist, "PKG_ARCHES="+strings.Join(arches, " ")); err != nil {
 		return build{}, err
 	}
-	version, err := output(root, nil, "packaging/version")
-	if err != nil {
-		return build{}, err
+	if version == "" {
+		out, err := output(root, nil, "packaging/version")
+		if err != nil {
+			return build{}, err
+		}
+		version = string(out)
 	}
 	ct, err := output(root, nil, "git", "log", "-1", "--format=%ct")
 	if err != nil {
 		return build{}, err
 	}
-	b := build{dist: dist, version: strings.TrimSpace(string(version))}
+	b := build{dist: dist, version: strings.TrimSpace(version)}
 	if _, err := fmt.Sscan(string(ct), &b.epoch); err != nil {
 		return build{}, fmt.Errorf("commit time %q: %v", ct, err)
 	}
