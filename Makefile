@@ -84,6 +84,13 @@ uninstall: ## remove what install put in place, restoring /etc/qemu-if{up,down}.
 	    if [ -e "$$t.orig" ]; then mv "$$t.orig" "$$t"; fi; fi; \
 	done
 
+# Packages: packaging/README.md says what goes where.
+PKG_ARCHES ?= amd64 arm64
+DIST       ?= dist
+.PHONY: package
+package: ## build the .deb and .rpm into dist/ (PKG_ARCHES="amd64 arm64")
+	GO='$(GO)' LDFLAGS='$(LDFLAGS)' DIST='$(DIST)' ./packaging/build $(PKG_ARCHES)
+
 clean: ## remove build output
 	rm -rf bin dist
 
