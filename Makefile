@@ -28,10 +28,11 @@ bin/%: FORCE
 
 FORCE:
 
-lint: ## gofmt and go vet
+lint: ## gofmt, go vet and staticcheck (pinned in tools/go.mod)
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) tool -modfile=tools/go.mod staticcheck ./...
 
 unit: ## unit tests only (no root needed)
 	$(GO) test -short ./...
