@@ -11,6 +11,8 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/coreos/go-systemd/v22/unit"
 )
@@ -115,7 +117,7 @@ func scan(data []byte) ([]Section, error) {
 				return nil, &Error{Line: n, Msg: fmt.Sprintf("text after section header: %q", rest)}
 			}
 			name := string(t[1:end])
-			if name == "" || strings.ContainsAny(name, "[]") {
+			if name == "" || strings.ContainsAny(name, "[]") || !printable(name) {
 				return nil, &Error{Line: n, Msg: fmt.Sprintf("bad section name %q", name)}
 			}
 			sections = append(sections, Section{Name: name, Line: n})
@@ -128,6 +130,9 @@ func scan(data []byte) ([]Section, error) {
 			if key == "" {
 				return nil, &Error{Line: n, Msg: "empty key"}
 			}
+			if !printable(key) {
+				return nil, &Error{Line: n, Msg: fmt.Sprintf("bad key %q", key)}
+			}
 			if len(sections) == 0 {
 				return nil, &Error{Line: n, Msg: fmt.Sprintf("%s= before any [section]", key)}
 			}
@@ -137,6 +142,13 @@ func scan(data []byte) ([]Section, error) {
 		}
 	}
 	return sections, nil
+}
+
+// printable reports whether s is valid UTF-8 without control characters:
+// names that messages can show as they are, without a stray carriage
+// return or escape sequence reaching a terminal or a log.
+func printable(s string) bool {
+	return utf8.ValidString(s) && strings.IndexFunc(s, unicode.IsControl) < 0
 }
 
 func lineCount(data []byte) int {

@@ -106,6 +106,9 @@ func FuzzParse(f *testing.F) {
 			if !errors.As(err, &e) {
 				t.Fatalf("error %v is not an *Error", err)
 			}
+			if msg := err.Error(); !printable(msg) {
+				t.Fatalf("error %q carries raw control characters or invalid UTF-8", msg)
+			}
 			if e.Line < 1 || e.Line > lines {
 				t.Fatalf("error line %d outside 1..%d", e.Line, lines)
 			}
