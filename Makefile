@@ -14,7 +14,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 PKG      := github.com/qemu-tap-helpers/qemu-tap-helpers
 LDFLAGS  := -s -w -X $(PKG)/internal/version.Version=$(VERSION)
 GOBUILD  := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
-CMDS     := qemu-ifup qemu-ifdown
+CMDS     := qemu-ifup qemu-ifdown qemu-launch
 BINS     := $(addprefix bin/,$(CMDS))
 
 .PHONY: all build test unit lint install uninstall clean help bench deps-bench
@@ -55,6 +55,9 @@ deps-bench:
 install: build ## install into $(DESTDIR)$(PREFIX) (INSTALL_ETC_LINKS=1 for /etc/qemu-if{up,down})
 	install -d $(DESTDIR)$(LIBEXECDIR)
 	install -m 0755 $(BINS) $(DESTDIR)$(LIBEXECDIR)/
+	@# qemu-launch finds the helpers next to its resolved executable.
+	install -d $(DESTDIR)$(BINDIR)
+	ln -sfn $(LIBEXECDIR)/qemu-launch $(DESTDIR)$(BINDIR)/qemu-launch
 	@if [ "$(INSTALL_ETC_LINKS)" = 1 ]; then \
 	  install -d $(DESTDIR)$(SYSCONFDIR); \
 	  for f in qemu-ifup qemu-ifdown; do \
@@ -65,7 +68,7 @@ install: build ## install into $(DESTDIR)$(PREFIX) (INSTALL_ETC_LINKS=1 for /etc
 	fi
 
 uninstall: ## remove what install put in place, restoring /etc/qemu-if{up,down}.orig
-	rm -f $(addprefix $(DESTDIR)$(LIBEXECDIR)/,$(CMDS))
+	rm -f $(addprefix $(DESTDIR)$(LIBEXECDIR)/,$(CMDS)) $(DESTDIR)$(BINDIR)/qemu-launch
 	-rmdir $(DESTDIR)$(LIBEXECDIR) 2>/dev/null
 	@for f in qemu-ifup qemu-ifdown; do \
 	  t=$(DESTDIR)$(SYSCONFDIR)/$$f; \

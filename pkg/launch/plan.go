@@ -1,0 +1,187 @@
+package launch
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/cpuset"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/ifconf"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/qemuargs"
+)
+
+// qmpFd is the descriptor of the QMP socket in QEMU: the first of
+// exec.Cmd.ExtraFiles.
+const qmpFd = 3
+
+// A Plan is everything a run will do, worked out before anything starts.
+type Plan struct {
+	*qemuargs.Result
+	Binary string
+	CPUs   cpuset.Set // empty: QEMU inherits qemu-launch's affinity
+	RunDir string     // where the tap records go
+	cfg    *Config
+}
+
+// Prepare checks the configuration against this host and rewrites QEMU's
+// command line. It starts nothing; it runs "QEMU -help" when the command
+// uses -realtime or -vcpu.
+func Prepare(ctx context.Context, c *Config) (*Plan, error) {
+	online, err := cpuset.Online()
+	if err != nil {
+		return nil, err
+	}
+	if off := c.CPUs.Minus(online); !off.Empty() {
+		return nil, fmt.Errorf("--cpus %s: CPU %s not online (online: %s)", c.CPUs, off, online)
+	}
+	var (
+		once sync.Once
+		caps qemuargs.Caps
+		perr error
+	)
+	probe := func() (qemuargs.Caps, error) {
+		once.Do(func() {
+			pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+			defer cancel()
+			caps, perr = qemuargs.Probe(pctx, c.Binary)
+		})
+		return caps, perr
+	}
+	res, err := qemuargs.Rewrite(c.Args, qemuargs.Options{
+		Caps:     probe,
+		IfUp:     c.IfUp,
+		IfDown:   c.IfDown,
+		IsIfUp:   func(script string) bool { return sameFile(script, c.IfUp) },
+		Bridge:   c.Bridge,
+		Settings: c.Settings,
+		QMPFd:    qmpFd,
+	})
+	if err != nil {
+		return nil, err
+	}
+	allowed, what := online, "online CPUs"
+	if !c.CPUs.Empty() {
+		allowed, what = c.CPUs, "--cpus"
+	}
+	for _, p := range res.Pins {
+		if out := p.CPUs.Minus(allowed); !out.Empty() {
+			return nil, fmt.Errorf("-vcpu %d: affinity %s (CPUs %s) reaches CPU %s, outside %s %s",
+				p.VCPU, p.CPUs.Mask(), p.CPUs, out, what, allowed)
+		}
+	}
+	return &Plan{
+		Result: res,
+		Binary: c.Binary,
+		CPUs:   c.CPUs,
+		RunDir: ifconf.Env{Getenv: c.Getenv}.RunDir(),
+		cfg:    c,
+	}, nil
+}
+
+// Argv is QEMU's whole command line.
+func (p *Plan) Argv() []string {
+	return append([]string{p.Binary}, p.Args...)
+}
+
+// Actions describes, one line each, what the launcher does itself beside
+// running QEMU.
+func (p *Plan) Actions() []string {
+	var a []string
+	if !p.CPUs.Empty() {
+		a = append(a, fmt.Sprintf("start QEMU with every thread on CPUs %s", p.CPUs))
+	}
+	for _, t := range p.Taps {
+		a = append(a, fmt.Sprintf("write %s for qemu-ifup (netdev %s): %s",
+			filepath.Join(p.RunDir, t.Ifname+".conf"), t.ID, describeSettings(t.Settings)))
+	}
+	for _, pin := range p.Pins {
+		where := "its CPUs unchanged"
+		if !pin.CPUs.Empty() {
+			where = "CPUs " + pin.CPUs.String()
+		}
+		pol := "SCHED_OTHER"
+		if pin.Prio > 0 {
+			pol = fmt.Sprintf("SCHED_FIFO priority %d", pin.Prio)
+		}
+		a = append(a, fmt.Sprintf("put the thread of vCPU %d on %s under %s (QMP query-cpus-fast, then read back)", pin.VCPU, where, pol))
+	}
+	switch {
+	case p.AddedS:
+		a = append(a, "resume the guest (QMP cont)")
+	case p.Paused:
+		a = append(a, "leave the guest paused, as -S asks")
+	}
+	a = append(a, fmt.Sprintf("on SIGTERM, SIGINT or SIGHUP: QMP system_powerdown, SIGTERM after %s, SIGKILL %s later",
+		p.cfg.shutdownTimeout(), TermTimeout))
+	for _, t := range p.Taps {
+		a = append(a, fmt.Sprintf("after QEMU exits: run %s %s if its record is still there", p.cfg.IfDown, t.Ifname))
+	}
+	return a
+}
+
+func describeSettings(s ifconf.Settings) string {
+	var parts []string
+	if s.Bridge != "" {
+		parts = append(parts, "Bridge="+s.Bridge)
+	}
+	if s.MTU != 0 {
+		parts = append(parts, fmt.Sprintf("MTU=%d", s.MTU))
+	}
+	if s.MAC != "" {
+		parts = append(parts, "MAC="+s.MAC)
+	}
+	if len(parts) == 0 {
+		return "no settings (qemu-ifup uses " + ifconf.DefaultConfigPath + " or its defaults)"
+	}
+	return strings.Join(parts, " ")
+}
+
+// Print writes the dry run: QEMU's command line as one shell-quoted line,
+// then one line per action of the launcher.
+func (p *Plan) Print(w io.Writer) error {
+	var b strings.Builder
+	b.WriteString(ShellJoin(p.Argv()))
+	b.WriteByte('\n')
+	for _, a := range p.Actions() {
+		b.WriteString(a)
+		b.WriteByte('\n')
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// ShellJoin quotes words for a POSIX shell, leaving plain ones bare.
+func ShellJoin(words []string) string {
+	q := make([]string, len(words))
+	for i, w := range words {
+		q[i] = shellQuote(w)
+	}
+	return strings.Join(q, " ")
+}
+
+func shellQuote(w string) string {
+	if w == "" {
+		return "''"
+	}
+	for _, c := range w {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_./,:=+@%^", c)) {
+			return "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
+		}
+	}
+	return w
+}
+
+// sameFile reports whether a and b name one file (say /etc/qemu-ifup, a
+// link to the qemu-ifup next to qemu-launch).
+func sameFile(a, b string) bool {
+	fa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	fb, err := os.Stat(b)
+	return err == nil && os.SameFile(fa, fb)
+}

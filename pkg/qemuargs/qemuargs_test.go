@@ -1,0 +1,280 @@
+package qemuargs
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/cpuset"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/ifconf"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/tap"
+)
+
+// The seed: the real-time VM command from the users' guide, after taskset.
+var seed = []string{
+	"-enable-kvm", "-m", "512", "-realtime", "mlock=on", "-smp", "2",
+	"-name", "rt,process=rt-kvm", "-no-reboot", "-nographic",
+	"-append", "root=/dev/vda console=ttyS0,115200",
+	"-vcpu", "0,affinity=0x4,prio=0", "-vcpu", "1,affinity=0x8,prio=80",
+	"-kernel", "bzImage", "-drive", "file=guest.ext4,if=virtio",
+	"-device", "e1000,netdev=vm0",
+	"-netdev", "tap,id=vm0,script=/etc/qemu-ifup,downscript=/etc/qemu-ifdown",
+}
+
+var stock = func() (Caps, error) { return Caps{}, nil }
+
+func TestRewrite(t *testing.T) {
+	qmp := []string{"-chardev", "socket,id=qemu-launch-qmp,fd=3", "-mon", "chardev=qemu-launch-qmp,mode=control"}
+	helpers := ",script=/h/qemu-ifup,downscript=/h/qemu-ifdown"
+	tests := []struct {
+		name string
+		args []string
+		opt  Options // IfUp, IfDown, QMPFd and Caps filled in when unset
+		want Result
+	}{
+		{
+			name: "seed on stock QEMU",
+			args: seed,
+			want: Result{
+				Args: append([]string{
+					"-enable-kvm", "-m", "512", "-overcommit", "mem-lock=on", "-smp", "2",
+					"-name", "rt,process=rt-kvm", "-no-reboot", "-nographic",
+					"-append", "root=/dev/vda console=ttyS0,115200",
+					"-kernel", "bzImage", "-drive", "file=guest.ext4,if=virtio",
+					"-device", "e1000,netdev=vm0",
+					"-netdev", "tap,id=vm0,script=/etc/qemu-ifup,downscript=/etc/qemu-ifdown",
+					"-S"}, qmp...),
+				Name: "rt", VCPUs: 2, MemLock: "on", AddedS: true,
+				Pins: []Pin{{VCPU: 0, CPUs: cpuset.Of(2)}, {VCPU: 1, CPUs: cpuset.Of(3), Prio: 80}},
+			},
+		},
+		{
+			name: "seed on a QEMU with -realtime and -vcpu",
+			args: seed,
+			opt:  Options{Caps: func() (Caps, error) { return Caps{Realtime: true, VCPU: true}, nil }},
+			want: Result{Args: append(append([]string{}, seed...), qmp...), Name: "rt", VCPUs: 2},
+		},
+		{
+			name: "tap without scripts gets the helpers and a derived name",
+			args: []string{"-name", "rt", "-netdev", "tap,id=vm0", "-device", "e1000,netdev=vm0"},
+			opt:  Options{Bridge: "br0"},
+			want: Result{
+				Args: append([]string{"-name", "rt", "-netdev", "tap,id=vm0" + helpers + ",ifname=rt-vm0", "-device", "e1000,netdev=vm0"}, qmp...),
+				Name: "rt", VCPUs: 1,
+				Taps: []Tap{{ID: "vm0", Ifname: "rt-vm0", Derived: true, Settings: ifconf.Settings{Bridge: "br0"}}},
+			},
+		},
+		{
+			name: "-name after -netdev still names the tap; per-netdev settings",
+			args: []string{"--netdev", "tap,id=a,ifname=mytap", "-netdev", "tap,id=b", "-name", "guest=web"},
+			opt: Options{Bridge: "br0", Settings: map[string]ifconf.Settings{
+				"a": {Bridge: "br1", MTU: 9000, MAC: "keep"},
+			}},
+			want: Result{
+				Args: append([]string{"-netdev", "tap,id=a,ifname=mytap" + helpers, "-netdev", "tap,id=b" + helpers + ",ifname=web-b", "-name", "guest=web"}, qmp...),
+				Name: "web", VCPUs: 1,
+				Taps: []Tap{
+					{ID: "a", Ifname: "mytap", Settings: ifconf.Settings{Bridge: "br1", MTU: 9000, MAC: "keep"}},
+					{ID: "b", Ifname: "web-b", Derived: true, Settings: ifconf.Settings{Bridge: "br0"}},
+				},
+			},
+		},
+		{
+			name: "the user's scripts are kept, a missing downscript added",
+			args: []string{"-netdev", "tap,id=n,script=no", "-netdev", "tap,id=m,script=/my/up,downscript=/my/down"},
+			want: Result{
+				Args: append([]string{"-netdev", "tap,id=n,script=no,downscript=/h/qemu-ifdown", "-netdev", "tap,id=m,script=/my/up,downscript=/my/down"}, qmp...),
+				Name: "qemu", VCPUs: 1,
+			},
+		},
+		{
+			name: "the seed's script= naming our helper by another path gets a record",
+			args: []string{"-netdev", "tap,id=vm0,script=/etc/qemu-ifup,downscript=/etc/qemu-ifdown", "-netdev", "tap,id=x,script=/other"},
+			opt:  Options{Bridge: "br0", IsIfUp: func(p string) bool { return p == "/etc/qemu-ifup" }},
+			want: Result{
+				Args: append([]string{"-netdev", "tap,id=vm0,script=/etc/qemu-ifup,downscript=/etc/qemu-ifdown,ifname=qemu-vm0",
+					"-netdev", "tap,id=x,script=/other,downscript=/h/qemu-ifdown"}, qmp...),
+				Name: "qemu", VCPUs: 1,
+				Taps: []Tap{{ID: "vm0", Ifname: "qemu-vm0", Derived: true, Settings: ifconf.Settings{Bridge: "br0"}}},
+			},
+		},
+		{
+			name: "-nic tap and -net tap; commas in paths escaped",
+			args: []string{"-nic", "tap,model=virtio", "-net", "nic", "-net", "tap,name=old"},
+			opt:  Options{IfUp: "/a,b/up"},
+			want: Result{
+				Args: append([]string{
+					"-nic", "tap,model=virtio,script=/a,,b/up,downscript=/h/qemu-ifdown,ifname=qemu-nic0",
+					"-net", "nic",
+					"-net", "tap,name=old,script=/a,,b/up,downscript=/h/qemu-ifdown,ifname=qemu-old"}, qmp...),
+				Name: "qemu", VCPUs: 1,
+				Taps: []Tap{{ID: "nic0", Ifname: "qemu-nic0", Derived: true}, {ID: "old", Ifname: "qemu-old", Derived: true}},
+			},
+		},
+		{
+			name: "fd=, helper=, JSON and user netdevs pass unchanged",
+			args: []string{"-netdev", "tap,id=a,fd=5", "-netdev", "tap,id=b,helper=/usr/lib/qemu/qemu-bridge-helper",
+				"-netdev", `{"type":"tap","id":"c"}`, "-netdev", "user,id=d"},
+			want: Result{
+				Args: append([]string{"-netdev", "tap,id=a,fd=5", "-netdev", "tap,id=b,helper=/usr/lib/qemu/qemu-bridge-helper",
+					"-netdev", `{"type":"tap","id":"c"}`, "-netdev", "user,id=d"}, qmp...),
+				Name: "qemu", VCPUs: 1,
+			},
+		},
+		{
+			name: "the user's -S stays; -realtime without mlock= means on; off kept",
+			args: []string{"-S", "-smp", "sockets=1,cores=2,threads=2", "-vcpu", "3,prio=10", "-realtime", "", "-realtime", "mlock=off"},
+			want: Result{
+				Args: append([]string{"-S", "-smp", "sockets=1,cores=2,threads=2", "-overcommit", "mem-lock=on", "-overcommit", "mem-lock=off"}, qmp...),
+				Name: "qemu", VCPUs: 4, MemLock: "off", Paused: true,
+				Pins: []Pin{{VCPU: 3, Prio: 10}},
+			},
+		},
+		{
+			name: "an option's value is never taken for an option",
+			args: []string{"-append", "-vcpu", "-name", "-netdev", "-S", "disk.img"},
+			opt:  Options{QMPFd: -1},
+			want: Result{Args: []string{"-append", "-vcpu", "-name", "-netdev", "-S", "disk.img"}, Name: "-netdev", VCPUs: 1, Paused: true},
+		},
+		{
+			name: "a trailing option without its value is left for QEMU to refuse",
+			args: []string{"-m"},
+			opt:  Options{QMPFd: -1},
+			want: Result{Args: []string{"-m"}, Name: "qemu", VCPUs: 1},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := tt.opt
+			if o.IfUp == "" {
+				o.IfUp = "/h/qemu-ifup"
+			}
+			if o.IfDown == "" {
+				o.IfDown = "/h/qemu-ifdown"
+			}
+			if o.QMPFd == 0 {
+				o.QMPFd = 3
+			}
+			if o.Caps == nil {
+				o.Caps = stock
+			}
+			got, err := Rewrite(tt.args, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, *got, cmp.Comparer(cpuset.Set.Equal)); diff != "" {
+				t.Errorf("Rewrite (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestRewriteProbesOnlyWhenNeeded(t *testing.T) {
+	calls := 0
+	o := Options{IfUp: "u", IfDown: "d", Caps: func() (Caps, error) { calls++; return Caps{}, nil }}
+	if _, err := Rewrite([]string{"-m", "512", "-netdev", "tap,id=x"}, o); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 0 {
+		t.Errorf("probed %d times for a command without -realtime or -vcpu", calls)
+	}
+	if _, err := Rewrite(seed, o); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 1 {
+		t.Errorf("probed %d times for the seed, want once", calls)
+	}
+	o.Caps = func() (Caps, error) { return Caps{}, errors.New("boom") }
+	if _, err := Rewrite(seed, o); err == nil || !strings.Contains(err.Error(), "boom") {
+		t.Errorf("probe failure: got %v", err)
+	}
+}
+
+func TestRewriteErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		opt  Options
+		want string
+	}{
+		{"vCPU past -smp", []string{"-smp", "2", "-vcpu", "2,prio=1"}, Options{}, "vCPU 2 does not exist: -smp gives 2 vCPU(s)"},
+		{"vCPU with no -smp", []string{"-vcpu", "1"}, Options{}, "vCPU 1 does not exist: -smp gives 1"},
+		{"same vCPU twice", []string{"-smp", "2", "-vcpu", "0,prio=1", "-vcpu", "0,prio=2"}, Options{}, "vCPU 0 already set"},
+		{"prio out of range", []string{"-vcpu", "0,prio=100"}, Options{}, "prio=100: want 0"},
+		{"bad mask", []string{"-vcpu", "0,affinity=0xz"}, Options{}, "affinity mask"},
+		{"unknown -vcpu key", []string{"-vcpu", "0,policy=rr"}, Options{}, `unknown -vcpu option "policy"`},
+		{"no index", []string{"-vcpu", "affinity=0x1"}, Options{}, "no vCPU index"},
+		{"bad mlock", []string{"-realtime", "mlock=yes"}, Options{}, "mlock=yes: want on or off"},
+		{"unknown -realtime key", []string{"-realtime", "mlock=on,x=1"}, Options{}, `unknown -realtime option "x"`},
+		{"bad -smp", []string{"-smp", "two"}, Options{}, "-smp two: cpus=two is not a number"},
+		{"ifname too long", []string{"-netdev", "tap,id=a,ifname=abcdefghijklmnop"}, Options{}, "longer than 15"},
+		{"ifname with %d", []string{"-netdev", "tap,id=a,ifname=tap%d"}, Options{}, "the kernel picks that name"},
+		{"bridge for unknown netdev", []string{"-netdev", "tap,id=a"}, Options{Settings: map[string]ifconf.Settings{"b": {Bridge: "br1"}}}, "settings for netdev b, but"},
+		{"bridge for a user script", []string{"-netdev", "tap,id=a,script=/x"}, Options{Settings: map[string]ifconf.Settings{"a": {Bridge: "br1"}}}, "runs its own script="},
+		{"bridge for an fd tap", []string{"-netdev", "tap,id=a,fd=3"}, Options{Settings: map[string]ifconf.Settings{"a": {Bridge: "br1"}}}, "opens its tap with fd="},
+		{"duplicate id", []string{"-netdev", "tap,id=a", "-netdev", "tap,id=a"}, Options{}, `second tap netdev with id "a"`},
+		{"same tap name", []string{"-netdev", "tap,id=a,ifname=t", "-netdev", "tap,id=b,ifname=t"}, Options{}, "would both use tap t"},
+		{"daemonize", []string{"-daemonize"}, Options{}, "-daemonize"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := tt.opt
+			o.IfUp, o.IfDown, o.Caps = "u", "d", stock
+			_, err := Rewrite(tt.args, o)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Rewrite(%q) = %v, want error containing %q", tt.args, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestTapName(t *testing.T) {
+	tests := []struct{ vm, id, want string }{
+		{"rt", "vm0", "rt-vm0"},
+		{"web", "net0", "web-net0"},
+		{"abcdefghijk", "net0", "abcdefgh-"},      // prefix only; hash follows
+		{"my vm", "n0", "my_vm-n0-"},              // whitespace replaced
+		{"database-primary", "net1", "database-"}, // long
+	}
+	seen := map[string]bool{}
+	for _, tt := range tests {
+		got := TapName(tt.vm, tt.id)
+		if err := tap.ValidateName(got); err != nil {
+			t.Errorf("TapName(%q, %q) = %q: %v", tt.vm, tt.id, got, err)
+		}
+		if !strings.HasPrefix(got, tt.want) || (got != tt.want && len(got) != 15 && !strings.HasPrefix(tt.want, "my_vm")) {
+			t.Errorf("TapName(%q, %q) = %q, want %q...", tt.vm, tt.id, got, tt.want)
+		}
+		if got != TapName(tt.vm, tt.id) {
+			t.Errorf("TapName(%q, %q) is not stable", tt.vm, tt.id)
+		}
+		if seen[got] {
+			t.Errorf("TapName(%q, %q) = %q twice", tt.vm, tt.id, got)
+		}
+		seen[got] = true
+	}
+	if a, b := TapName("database-primary", "net0"), TapName("database-primary", "net1"); a == b {
+		t.Errorf("two netdevs of one VM share tap %q", a)
+	}
+}
+
+func TestParseHelp(t *testing.T) {
+	help := "QEMU emulator version 7.2.22\n-m [size=]megs[,slots=n]\n-overcommit [mem-lock=on|off][cpu-pm=on|off]\n-S              freeze CPU\n"
+	if got := ParseHelp([]byte(help)); got != (Caps{}) {
+		t.Errorf("stock help: %+v", got)
+	}
+	help += "-realtime [mlock=on|off]\n-vcpu vcpunum,affinity=cpumask,prio=prio\n"
+	if got := ParseHelp([]byte(help)); got != (Caps{Realtime: true, VCPU: true}) {
+		t.Errorf("patched help: %+v", got)
+	}
+}
+
+func TestParseOpts(t *testing.T) {
+	got := parseOpts("tap,id=a,,b,vhost,script=", "type")
+	want := opts{{"type", "tap"}, {"id", "a,b"}, {"vhost", "on"}, {"script", ""}}
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(opt{})); diff != "" {
+		t.Errorf("parseOpts (-want +got):\n%s", diff)
+	}
+}

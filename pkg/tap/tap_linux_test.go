@@ -1,0 +1,274 @@
+package tap
+
+import (
+	"net"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/nstest"
+)
+
+// The integration tests below run against the kernel, each in a throwaway
+// network namespace.
+
+var seedPort = Port{Bridge: "virbr0", MAC: MACHigh, Promisc: true}
+
+func ops(cs []Change) []Op {
+	out := make([]Op, len(cs))
+	for i, c := range cs {
+		out[i] = c.Op
+	}
+	return out
+}
+
+func sameOps(a, b []Op) bool { return slices.Equal(a, b) }
+
+func fmtOps(o []Op) string {
+	s := make([]string, len(o))
+	for i, op := range o {
+		s[i] = Change{Op: op, From: "a", To: "b"}.String()
+	}
+	return strings.Join(s, ", ")
+}
+
+// snapshot is what a user sees of an interface with ip link.
+type snapshot struct {
+	mtu     int
+	mac     string
+	master  int
+	promisc bool
+	up      bool
+}
+
+func snap(t *testing.T, ns *nstest.NS, name string) snapshot {
+	t.Helper()
+	a := ns.Link(t, name).Attrs()
+	return snapshot{a.MTU, a.HardwareAddr.String(), a.MasterIndex,
+		a.RawFlags&unix.IFF_PROMISC != 0, a.RawFlags&unix.IFF_UP != 0}
+}
+
+func TestUpOnMTU1400Bridge(t *testing.T) {
+	ns := nstest.New(t)
+	br := ns.AddBridge(t, "virbr0", 1400)
+	// A port with a low MAC, as the host's uplink would be: the bridge's
+	// address must stay this one after the tap joins.
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "uplink0", MTU: 1400,
+		HardwareAddr: net.HardwareAddr{0x02, 0, 0, 0, 0, 1}}, PeerName: "uplink1"}
+	if err := ns.Handle.LinkAdd(veth); err != nil {
+		t.Fatal(err)
+	}
+	if err := ns.Handle.LinkSetMasterByIndex(ns.Link(t, "uplink0"), br.Index); err != nil {
+		t.Fatal(err)
+	}
+	brMAC := ns.Link(t, "virbr0").Attrs().HardwareAddr.String()
+	before := snap(t, ns, ns.AddTap(t, "tap0").Attrs().Name)
+
+	pl, err := PlanUp(ns.Handle, "tap0", seedPort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []Op{OpMTU, OpMAC, OpAttach, OpPromisc, OpUp}; !sameOps(ops(pl.Changes), want) {
+		t.Fatalf("plan = %v, want %s", pl.Changes, fmtOps(want))
+	}
+	var done []Change
+	if err := pl.Apply(ns.Handle, func(c Change) { done = append(done, c) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(done) != len(pl.Changes) {
+		t.Errorf("done called for %v, want every change", done)
+	}
+	got := snap(t, ns, "tap0")
+	wantMAC := "fe" + before.mac[2:]
+	if got.mtu != 1400 || got.mac != wantMAC || got.master != br.Index || !got.promisc || !got.up {
+		t.Errorf("tap0 after ifup = %+v, want mtu 1400, mac %s, master %d, promisc, up", got, wantMAC, br.Index)
+	}
+	b := ns.Link(t, "virbr0").Attrs()
+	if b.MTU != 1400 || b.HardwareAddr.String() != brMAC {
+		t.Errorf("virbr0 after ifup: mtu %d mac %s, want 1400 %s", b.MTU, b.HardwareAddr, brMAC)
+	}
+
+	// Idempotent: a second run plans nothing.
+	again, err := PlanUp(ns.Handle, "tap0", seedPort)
+	if err != nil || len(again.Changes) != 0 {
+		t.Fatalf("second PlanUp = %v, %v; want no changes", again.Changes, err)
+	}
+
+	down, err := PlanDown(ns.Handle, "tap0", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []Op{OpPromiscOff, OpDetach}; !sameOps(ops(down.Changes), want) || down.Bridge != "virbr0" {
+		t.Fatalf("down plan = %v on %q", down.Changes, down.Bridge)
+	}
+	if err := down.Apply(ns.Handle, nil); err != nil {
+		t.Fatal(err)
+	}
+	got = snap(t, ns, "tap0")
+	if got.master != 0 || got.promisc || !got.up {
+		t.Errorf("tap0 after ifdown = %+v, want no master, no promisc, still up", got)
+	}
+	if again, err := PlanDown(ns.Handle, "tap0", true); err != nil || len(again.Changes) != 0 || again.Gone {
+		t.Errorf("second PlanDown = %+v, %v; want nothing to do", again, err)
+	}
+	if err := ns.Handle.LinkDel(ns.Link(t, "tap0")); err != nil {
+		t.Fatal(err)
+	}
+	if gone, err := PlanDown(ns.Handle, "tap0", true); err != nil || !gone.Gone {
+		t.Errorf("PlanDown of a deleted tap = %+v, %v; want Gone", gone, err)
+	}
+}
+
+// TestUndo injects a fault before a step and checks that the tap ends as it
+// was before the run: no half-configured interface.
+func TestUndo(t *testing.T) {
+	tests := []struct {
+		name  string
+		at    Op
+		fault func(t *testing.T, ns *nstest.NS)
+		want  string
+	}{
+		{"bridge vanishes before attach", OpAttach, func(t *testing.T, ns *nstest.NS) {
+			if err := ns.Handle.LinkDel(ns.Link(t, "br0")); err != nil {
+				t.Fatal(err)
+			}
+		}, "attach tap0 to br0: bridge br0 disappeared"},
+		{"bridge renamed before attach", OpAttach, func(t *testing.T, ns *nstest.NS) {
+			br := ns.Link(t, "br0")
+			ns.Handle.LinkSetDown(br)
+			if err := ns.Handle.LinkSetName(br, "br-new"); err != nil {
+				t.Fatal(err)
+			}
+			ns.Handle.LinkSetUp(br)
+		}, "attach tap0 to br0: bridge br0 was renamed to br-new"},
+		{"bridge set down before attach", OpAttach, func(t *testing.T, ns *nstest.NS) {
+			ns.Handle.LinkSetDown(ns.Link(t, "br0"))
+		}, "attach tap0 to br0: bridge br0 went down"},
+		{"port refused: a macvlan already sits on the tap", OpAttach, func(t *testing.T, ns *nstest.NS) {
+			mv := &netlink.Macvlan{LinkAttrs: netlink.LinkAttrs{Name: "mv0",
+				ParentIndex: ns.Link(t, "tap0").Attrs().Index}, Mode: netlink.MACVLAN_MODE_BRIDGE}
+			if err := ns.Handle.LinkAdd(mv); err != nil {
+				t.Fatal(err)
+			}
+		}, "attach tap0 to br0: device or resource busy"},
+		{"tap removed before promisc", OpPromisc, func(t *testing.T, ns *nstest.NS) {
+			ns.Handle.LinkDel(ns.Link(t, "tap0"))
+		}, "set promisc of tap0 on: no such device"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ns := nstest.New(t)
+			ns.AddBridge(t, "br0", 1400)
+			ns.AddTap(t, "tap0")
+			before := snap(t, ns, "tap0")
+			pl, err := PlanUp(ns.Handle, "tap0", Port{Bridge: "br0", MAC: MACHigh, Promisc: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pl.beforeStep = func(c Change) {
+				if c.Op == tt.at {
+					tt.fault(t, ns)
+				}
+			}
+			err = pl.Apply(ns.Handle, nil)
+			if err == nil || !strings.HasPrefix(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("Apply = %v, want one line starting %q", err, tt.want)
+			}
+			if !ns.Exists("tap0") {
+				return
+			}
+			if !strings.Contains(err.Error(), "earlier changes undone") {
+				t.Errorf("error %q does not say the changes were undone", err)
+			}
+			if after := snap(t, ns, "tap0"); after != before {
+				t.Errorf("tap0 after failed ifup = %+v, want it as before %+v", after, before)
+			}
+		})
+	}
+}
+
+func TestPlanUpErrors(t *testing.T) {
+	ns := nstest.New(t)
+	ns.AddBridge(t, "br0", 0)
+	ns.AddBridge(t, "br1", 0)
+	if err := ns.Handle.LinkSetDown(ns.Link(t, "br1")); err != nil {
+		t.Fatal(err)
+	}
+	ns.AddTap(t, "tap0")
+	ns.AddTap(t, "tap1")
+	if err := ns.Handle.LinkSetMaster(ns.Link(t, "tap1"), ns.Link(t, "br0")); err != nil {
+		t.Fatal(err)
+	}
+	if err := ns.Handle.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "veth0"}, PeerName: "veth1"}); err != nil {
+		t.Fatal(err)
+	}
+	err := ns.Do(func() error {
+		h, err := netlink.NewHandle()
+		if err != nil {
+			return err
+		}
+		defer h.Close()
+		return h.LinkAdd(&netlink.Tuntap{LinkAttrs: netlink.LinkAttrs{Name: "tun0"}, Mode: netlink.TUNTAP_MODE_TUN})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		tap  string
+		port Port
+		want string
+	}{
+		{"tap9", Port{Bridge: "br0"}, "tap9: no such interface"},
+		{"tap0", Port{Bridge: "virbr0"}, "tap0: bridge virbr0 not found"},
+		{"tap0", Port{Bridge: "veth0"}, "tap0: veth0 is not a bridge (veth)"},
+		{"tap0", Port{Bridge: "br1"}, "tap0: bridge br1 is down"},
+		{"veth0", Port{Bridge: "br0"}, "veth0: not a tap interface (veth)"},
+		{"br0", Port{Bridge: "br0"}, "br0: not a tap interface (bridge)"},
+		{"tun0", Port{Bridge: "br0"}, "tun0: not a tap interface (a tun device, which carries no Ethernet frames)"},
+		{"tap1", Port{Bridge: "br1"}, "tap1: bridge br1 is down"},
+	}
+	for _, tt := range tests {
+		_, err := PlanUp(ns.Handle, tt.tap, tt.port)
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("PlanUp(%s, %s) = %v, want %s", tt.tap, tt.port.Bridge, err, tt.want)
+		}
+	}
+	if err := ns.Handle.LinkSetUp(ns.Link(t, "br1")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = PlanUp(ns.Handle, "tap1", Port{Bridge: "br1"})
+	if want := "tap1: already a port of br0, not br1 (AllowMove=yes in the config moves it)"; err == nil || err.Error() != want {
+		t.Errorf("PlanUp of a port of another bridge = %v, want %s", err, want)
+	}
+	pl, err := PlanUp(ns.Handle, "tap1", Port{Bridge: "br1", AllowMove: true, MAC: MACKeep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pl.Apply(ns.Handle, nil); err != nil {
+		t.Fatal(err)
+	}
+	if m := ns.MasterName(t, ns.Link(t, "tap1")); m != "br1" {
+		t.Errorf("tap1 master after move = %q, want br1", m)
+	}
+}
+
+func TestMTUTheTapRefuses(t *testing.T) {
+	ns := nstest.New(t)
+	ns.AddBridge(t, "br0", 65535) // a tap takes at most 65521
+	ns.AddTap(t, "tap0")
+	before := snap(t, ns, "tap0")
+	pl, err := PlanUp(ns.Handle, "tap0", Port{Bridge: "br0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = pl.Apply(ns.Handle, nil)
+	if want := "set mtu of tap0 to 65535: invalid argument"; err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("Apply = %v, want %s", err, want)
+	}
+	if after := snap(t, ns, "tap0"); after != before {
+		t.Errorf("tap0 = %+v, want unchanged %+v", after, before)
+	}
+}
