@@ -9,7 +9,9 @@ package unitfile
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -54,6 +56,11 @@ func Parse(data []byte) ([]Section, error) {
 		return nil, err
 	}
 	parsed, err := unit.DeserializeSections(bytes.NewReader(data))
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		// The lexer reads past the end after a continued value in a
+		// CRLF file without a final newline, and says only "EOF".
+		return nil, &Error{Line: lineCount(data), Msg: "unexpected end of file after a continued value"}
+	}
 	if err != nil {
 		return nil, &Error{Line: lineCount(data), Msg: err.Error()}
 	}

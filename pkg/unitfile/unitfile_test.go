@@ -136,3 +136,12 @@ func TestParseTooLarge(t *testing.T) {
 		t.Errorf("Parse of %d bytes = %v, want a size error", len(in), err)
 	}
 }
+
+// Found by fuzzing: go-systemd's lexer fails with a bare "EOF" on a
+// continued value at the end of a CRLF file without a final newline.
+func TestParseContinuedAtEOF(t *testing.T) {
+	_, err := Parse([]byte("[Defaults]\nBridge=br0\\\r\nx"))
+	if err == nil || err.Error() != "line 3: unexpected end of file after a continued value" {
+		t.Errorf("Parse = %v, want line 3: unexpected end of file after a continued value", err)
+	}
+}
