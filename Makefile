@@ -17,7 +17,7 @@ GOBUILD  := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 CMDS     := qemu-ifup qemu-ifdown qemu-launch
 BINS     := $(addprefix bin/,$(CMDS))
 
-.PHONY: all build test unit lint install uninstall clean help bench deps-bench
+.PHONY: all build test unit lint install uninstall clean help bench deps-bench guest demo deps-test
 
 all: build
 
@@ -41,6 +41,14 @@ test: deps-test lint build ## all tests; as root on Debian/Ubuntu it installs wh
 
 deps-test:
 	@./scripts/ensure-deps test
+	@# The e2e tests' guest; without root they skip, so a failure here need not stop make.
+	@./test/guest/build >/dev/null || [ "$$(id -u)" != 0 ]
+
+guest: ## build the e2e tests' guest (Debian kernel + busybox initramfs) into .cache/guest
+	@./test/guest/build >/dev/null
+
+demo: ## as root: boot a guest on a throwaway virbr0 and watch the helpers work (NIC=virtio-net-pci)
+	@./scripts/demo $(NIC)
 
 # make bench: the helpers against the shell scripts and an empty Go program;
 # root only, never part of make test. BENCHFLAGS=-rounds=50 for a quick run.

@@ -380,6 +380,9 @@ func vmName(args []string) string {
 	return name
 }
 
+// maxVCPUs is far above any QEMU's limit; it keeps the arithmetic sane.
+const maxVCPUs = 1 << 16
+
 // smpCount is the number of vCPUs at start that -smp asks for.
 func smpCount(v string) (int, error) {
 	if v == "" {
@@ -399,6 +402,9 @@ func smpCount(v string) (int, error) {
 			if n > 0 {
 				prod *= n
 			}
+		}
+		if cpus > maxVCPUs || prod > maxVCPUs {
+			return 0, fmt.Errorf("more than %d vCPUs", maxVCPUs)
 		}
 	}
 	if cpus > 0 {

@@ -278,3 +278,35 @@ func TestParseOpts(t *testing.T) {
 		t.Errorf("parseOpts (-want +got):\n%s", diff)
 	}
 }
+
+// FuzzRewrite: any command line (words separated by NUL) is rewritten or
+// refused without a panic; a rewrite keeps its promises.
+func FuzzRewrite(f *testing.F) {
+	f.Add(strings.Join(seed, "\x00"))
+	f.Add("-S\x00-smp\x00cpus=2,sockets=1\x00-vcpu\x001,prio=99\x00-nic\x00tap,,x\x00-net\x00tap")
+	f.Add("-netdev\x00tap,id=a,ifname=x%d\x00-name\x00guest=a b\x00-realtime\x00")
+	f.Fuzz(func(t *testing.T, cmdline string) {
+		args := strings.Split(cmdline, "\x00")
+		res, err := Rewrite(args, Options{Caps: stock, IfUp: "/u", IfDown: "/d", QMPFd: 3})
+		if err != nil {
+			return
+		}
+		n := len(res.Args)
+		if n < 4 || res.Args[n-4] != "-chardev" || res.Args[n-2] != "-mon" {
+			t.Errorf("QMP monitor not last: %q", res.Args)
+		}
+		for _, p := range res.Pins {
+			if p.VCPU >= res.VCPUs {
+				t.Errorf("pin for vCPU %d of %d", p.VCPU, res.VCPUs)
+			}
+		}
+		if len(res.Pins) > 0 && !res.Paused && !res.AddedS {
+			t.Error("pins without -S")
+		}
+		for _, tp := range res.Taps {
+			if err := tap.ValidateName(tp.Ifname); err != nil {
+				t.Errorf("tap %q: %v", tp.Ifname, err)
+			}
+		}
+	})
+}

@@ -77,7 +77,7 @@ func Parse(data []byte) ([]Section, error) {
 			return nil, &Error{Line: s.Line, Msg: "unparsable section"}
 		}
 		for j, e := range ps.Entries {
-			s.Entries[j].Value = e.Value
+			s.Entries[j].Value = joinContinued(e.Value)
 		}
 		out[i] = s
 	}
@@ -156,6 +156,26 @@ func scan(data []byte) ([]Section, error) {
 // return or escape sequence reaching a terminal or a log.
 func printable(s string) bool {
 	return utf8.ValidString(s) && strings.IndexFunc(s, unicode.IsControl) < 0
+}
+
+// joinContinued turns a value continued over several lines into one line,
+// as systemd reads it: each backslash-newline, with the indentation after
+// it, becomes a space.
+func joinContinued(v string) string {
+	if !strings.Contains(v, "\\\n") {
+		return v
+	}
+	var b strings.Builder
+	for {
+		i := strings.Index(v, "\\\n")
+		if i < 0 {
+			b.WriteString(v)
+			return b.String()
+		}
+		b.WriteString(v[:i])
+		b.WriteByte(' ')
+		v = strings.TrimLeft(v[i+2:], " \t")
+	}
 }
 
 func lineCount(data []byte) int {

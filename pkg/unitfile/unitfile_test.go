@@ -32,7 +32,7 @@ func TestParse(t *testing.T) {
 			"continuation lines keep later line numbers right",
 			"[VM]\nAppend=root=/dev/vda \\\n  console=ttyS0\nName=rt\n",
 			[]Section{{Name: "VM", Line: 1, Entries: []Entry{
-				{Key: "Append", Value: "root=/dev/vda \\\n  console=ttyS0", Line: 2},
+				{Key: "Append", Value: "root=/dev/vda  console=ttyS0", Line: 2},
 				{Key: "Name", Value: "rt", Line: 4},
 			}}},
 		},

@@ -165,9 +165,6 @@ type parser struct {
 
 func (p parser) each(set func(unitfile.Entry) error) error {
 	for _, e := range p.sec.Entries {
-		// A value continued with a trailing backslash reads, as in
-		// systemd, as one line with a space at each break.
-		e.Value = contRe.ReplaceAllString(e.Value, " ")
 		if first, dup := p.seen[e.Key]; dup && e.Key != "Arguments" {
 			return fmt.Errorf("%s:%d: %s= given twice in [%s] (first at line %d)", p.file, e.Line, e.Key, p.sec.Name, first)
 		}
@@ -183,7 +180,6 @@ func (p parser) each(set func(unitfile.Entry) error) error {
 }
 
 var (
-	contRe = regexp.MustCompile(`\\\r?\n[ \t]*`)
 	memRe  = regexp.MustCompile(`^[0-9]+[kKmMgGtT]?$`)
 	wordRe = regexp.MustCompile(`^[A-Za-z0-9_.:+-]+$`)
 )
