@@ -39,6 +39,7 @@ type Config struct {
 type variant struct {
 	Name               string
 	Up, Down           string
+	Flag               string // before the tap's name, if set
 	UpLabel, DownLabel string // in the load figures
 }
 
@@ -80,6 +81,7 @@ const (
 	shellName   = "classic shell pair"
 	floorName   = "empty Go pair (floor)"
 	importsName = "empty Go pair linking the helpers' libraries"
+	versionName = "qemu-ifup --version + qemu-ifdown --version"
 	oursName    = "qemu-ifup + qemu-ifdown"
 	// inProcName is the helpers' netlink work without any process: the
 	// same plans applied from this process, the part no start-up trick
@@ -101,9 +103,12 @@ func Run(ctx context.Context, cfg Config, dir string) (res *Results, err error) 
 		UpLabel: "shell up script (ifconfig, brctl addif)", DownLabel: "shell down script (brctl delif)"}
 	floor := variant{Name: floorName, Up: cfg.Empty, Down: cfg.Empty}
 	imports := variant{Name: importsName, Up: cfg.Imports, Down: cfg.Imports}
+	// The helpers started and stopped with no work: what their size and
+	// initialisation cost over the libraries'.
+	version := variant{Name: versionName, Up: cfg.Ifup, Down: cfg.Ifdown, Flag: "--version"}
 	ours := variant{Name: oursName, Up: cfg.Ifup, Down: cfg.Ifdown, UpLabel: "qemu-ifup", DownLabel: "qemu-ifdown"}
 	inproc := variant{Name: inProcName}
-	res.Variants = []string{shellName, floorName, importsName, oursName, inProcName}
+	res.Variants = []string{shellName, floorName, importsName, versionName, oursName, inProcName}
 	env := []string{
 		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		// No config file and an empty run dir: the built-in defaults
@@ -150,9 +155,9 @@ func Run(ctx context.Context, cfg Config, dir string) (res *Results, err error) 
 		v     variant
 		scale int
 	}
-	tasks := []task{{shell, 0}, {floor, 0}, {imports, 0}, {ours, 0}, {inproc, 0}}
+	tasks := []task{{shell, 0}, {floor, 0}, {imports, 0}, {version, 0}, {ours, 0}, {inproc, 0}}
 	for i := 1; i < len(cfg.Scales); i++ {
-		tasks = append(tasks, task{shell, i}, task{ours, i})
+		tasks = append(tasks, task{shell, i}, task{ours, i}, task{inproc, i})
 	}
 	stderr, err := os.Create(filepath.Join(dir, "stderr"))
 	if err != nil {
@@ -269,6 +274,13 @@ func memory(n *ns, cfg Config, shell variant, env []string) ([]Program, error) {
 	return out, nil
 }
 
+func (v variant) argv(prog, tap string) []string {
+	if v.Flag != "" {
+		return []string{prog, v.Flag, tap}
+	}
+	return []string{prog, tap}
+}
+
 // writeShellPair writes the classic scripts QEMU users have in
 // /etc/qemu-ifup and /etc/qemu-ifdown.
 func writeShellPair(dir string) (up, down string, err error) {
@@ -310,7 +322,7 @@ func pair(n *ns, v variant, env []string, stderr *os.File) (time.Duration, int64
 		stderr.Seek(0, io.SeekStart)
 		t0 := time.Now()
 		var cmd *exec.Cmd
-		if cmd, err = start([]string{v.Up, tap}, env, stderr); err != nil {
+		if cmd, err = start(v.argv(v.Up, tap), env, stderr); err != nil {
 			return
 		}
 		var f int64
@@ -318,7 +330,7 @@ func pair(n *ns, v variant, env []string, stderr *os.File) (time.Duration, int64
 			return
 		}
 		faults += f
-		if cmd, err = start([]string{v.Down, tap}, env, stderr); err != nil {
+		if cmd, err = start(v.argv(v.Down, tap), env, stderr); err != nil {
 			return
 		}
 		if f, err = wait(cmd, stderr); err != nil {
