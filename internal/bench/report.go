@@ -104,8 +104,9 @@ func met(ok bool) string {
 func (r *Results) Plot(png string) error {
 	var data bytes.Buffer
 	for _, s := range r.Scales {
-		o, sh := s.Pair[oursName], s.Pair[shellName]
-		fmt.Fprintf(&data, "%d %f %f %f %f %f %f\n", s.Links, o.Median, o.P25, o.P75, sh.Median, sh.P25, sh.P75)
+		o, sh, in := s.Pair[oursName], s.Pair[shellName], s.Pair[inProcName]
+		fmt.Fprintf(&data, "%d %f %f %f %f %f %f %f %f %f\n", s.Links, o.Median, o.P25, o.P75,
+			sh.Median, sh.P25, sh.P75, in.Median, in.P25, in.P75)
 	}
 	dir, err := os.MkdirTemp("", "qth-plot-")
 	if err != nil {
@@ -124,12 +125,13 @@ set ylabel "ms per pair (median; bars: p25 - p75)"
 set yrange [0:*]
 set xrange [-150:4150]
 set grid
-set key bottom right box opaque
+set key at graph 0.02, graph 0.36 left top box opaque
 floor = %f
 plot %q using 1:5:6:7 with yerrorlines lw 2 pt 7 title "classic shell pair (ifconfig + brctl)", \
      %q using 1:2:3:4 with yerrorlines lw 2 pt 5 title "qemu-ifup + qemu-ifdown", \
-     floor with lines dt 2 lw 2 title "empty Go pair (floor, at 10 interfaces)"
-`, png, r.Pair[floorName].Median, dat, dat)
+     floor with lines dt 2 lw 2 title "empty Go pair (floor, at 10 interfaces)", \
+     %q using 1:8:9:10 with yerrorlines lw 2 pt 9 title "the same changes in-process (the kernel's share)"
+`, png, r.Pair[floorName].Median, dat, dat, dat)
 	cmd := exec.Command("gnuplot")
 	cmd.Stdin = strings.NewReader(script)
 	if out, err := cmd.CombinedOutput(); err != nil {
