@@ -28,10 +28,11 @@ bin/%: FORCE
 
 FORCE:
 
-lint: ## gofmt and go vet
+lint: ## gofmt, go vet and staticcheck (pinned in tools/go.mod)
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) tool -modfile=tools/go.mod staticcheck ./...
 
 unit: ## unit tests only (no root needed)
 	$(GO) test -short ./...
@@ -83,6 +84,13 @@ uninstall: ## remove what install put in place, restoring /etc/qemu-if{up,down}.
 	  if [ -L "$$t" ] && [ "$$(readlink "$$t")" = "$(LIBEXECDIR)/$$f" ]; then rm -f "$$t"; \
 	    if [ -e "$$t.orig" ]; then mv "$$t.orig" "$$t"; fi; fi; \
 	done
+
+# Packages: packaging/README.md says what goes where.
+PKG_ARCHES ?= amd64 arm64
+DIST       ?= dist
+.PHONY: package
+package: ## build the .deb and .rpm into dist/ (PKG_ARCHES="amd64 arm64")
+	GO='$(GO)' LDFLAGS='$(LDFLAGS)' DIST='$(DIST)' ./packaging/build $(PKG_ARCHES)
 
 clean: ## remove build output
 	rm -rf bin dist

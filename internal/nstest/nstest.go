@@ -242,6 +242,18 @@ func Binaries(t testing.TB) string {
 	return buildDir
 }
 
+// Main runs the tests of a package that uses Binaries and removes the
+// binaries afterwards:
+//
+//	func TestMain(m *testing.M) { os.Exit(nstest.Main(m)) }
+func Main(m *testing.M) int {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	return code
+}
+
 // moduleRoot finds the directory of go.mod above the working directory.
 func moduleRoot() (string, error) {
 	dir, err := os.Getwd()

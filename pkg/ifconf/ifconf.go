@@ -156,13 +156,13 @@ func apply(p *tap.Port, e unitfile.Entry) error {
 		}
 		p.MAC = m
 	case "Promiscuous":
-		b, err := parseBool(v)
+		b, err := unitfile.ParseBool(v)
 		if err != nil {
 			return fmt.Errorf("Promiscuous: %w", err)
 		}
 		p.Promisc = b
 	case "AllowMove":
-		b, err := parseBool(v)
+		b, err := unitfile.ParseBool(v)
 		if err != nil {
 			return fmt.Errorf("AllowMove: %w", err)
 		}
@@ -171,17 +171,6 @@ func apply(p *tap.Port, e unitfile.Entry) error {
 		return fmt.Errorf("unknown key %q", e.Key)
 	}
 	return nil
-}
-
-// parseBool takes the boolean spellings systemd takes.
-func parseBool(v string) (bool, error) {
-	switch strings.ToLower(v) {
-	case "1", "yes", "y", "true", "t", "on":
-		return true, nil
-	case "0", "no", "n", "false", "f", "off":
-		return false, nil
-	}
-	return false, fmt.Errorf("%q is not a boolean (yes or no)", v)
 }
 
 // An Env is where Resolve looks for settings beyond the tap's name.

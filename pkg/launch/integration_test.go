@@ -41,14 +41,13 @@ func requireQEMU(t *testing.T) {
 
 // A launch is one qemu-launch process under test.
 type launch struct {
-	t       *testing.T
-	cmd     *exec.Cmd
-	notify  *net.UnixConn // the NOTIFY_SOCKET qemu-launch reports to
-	stderr  bytes.Buffer
-	stdout  bytes.Buffer
-	done    chan struct{}
-	runDir  string
-	started bool
+	t      *testing.T
+	cmd    *exec.Cmd
+	notify *net.UnixConn // the NOTIFY_SOCKET qemu-launch reports to
+	stderr bytes.Buffer
+	stdout bytes.Buffer
+	done   chan struct{}
+	runDir string
 }
 
 // start starts qemu-launch with args, inside ns when ns is not nil, with

@@ -36,7 +36,11 @@ func Prepare(ctx context.Context, c *Config) (*Plan, error) {
 		return nil, err
 	}
 	if off := c.CPUs.Minus(online); !off.Empty() {
-		return nil, fmt.Errorf("--cpus %s: CPU %s not online (online: %s)", c.CPUs, off, online)
+		cpu := "CPU"
+		if off.Count() > 1 {
+			cpu = "CPUs"
+		}
+		return nil, fmt.Errorf("--cpus %s: %s %s not online (online: %s)", c.CPUs, cpu, off, online)
 	}
 	var (
 		once sync.Once

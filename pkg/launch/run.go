@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/cpuset"
@@ -117,7 +118,8 @@ func (r *run) writeRecords() error {
 		// A derived name in use, or a name in use with a record, is
 		// another VM's tap: QEMU would fail, and the cleanup would
 		// take that VM's record.
-		if _, err := net.InterfaceByName(t.Ifname); err == nil {
+		// Looked up by name: net.InterfaceByName would dump every link.
+		if _, err := netlink.LinkByName(t.Ifname); err == nil {
 			rec, _ := ifconf.ReadRecord(r.RunDir, t.Ifname)
 			if t.Derived || rec != nil {
 				r.removeRecords(r.Taps[:i])

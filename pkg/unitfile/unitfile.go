@@ -158,6 +158,17 @@ func printable(s string) bool {
 	return utf8.ValidString(s) && strings.IndexFunc(s, unicode.IsControl) < 0
 }
 
+// ParseBool parses a boolean value with the spellings systemd takes.
+func ParseBool(v string) (bool, error) {
+	switch strings.ToLower(v) {
+	case "1", "yes", "y", "true", "t", "on":
+		return true, nil
+	case "0", "no", "n", "false", "f", "off":
+		return false, nil
+	}
+	return false, fmt.Errorf("%q is not a boolean (yes or no)", v)
+}
+
 // joinContinued turns a value continued over several lines into one line,
 // as systemd reads it: each backslash-newline, with the indentation after
 // it, becomes a space.

@@ -145,3 +145,21 @@ func TestParseContinuedAtEOF(t *testing.T) {
 		t.Errorf("Parse = %v, want line 3: unexpected end of file after a continued value", err)
 	}
 }
+
+func TestParseBool(t *testing.T) {
+	for _, v := range []string{"1", "yes", "y", "true", "t", "on", "YES", "On"} {
+		if b, err := ParseBool(v); !b || err != nil {
+			t.Errorf("ParseBool(%q) = %v, %v; want true", v, b, err)
+		}
+	}
+	for _, v := range []string{"0", "no", "n", "false", "f", "off", "No"} {
+		if b, err := ParseBool(v); b || err != nil {
+			t.Errorf("ParseBool(%q) = %v, %v; want false", v, b, err)
+		}
+	}
+	for _, v := range []string{"", "2", "maybe", "enabled"} {
+		if _, err := ParseBool(v); err == nil {
+			t.Errorf("ParseBool(%q) succeeded", v)
+		}
+	}
+}

@@ -211,7 +211,7 @@ func (vm *VM) set(e unitfile.Entry) error {
 		vm.HostCPUs, err = cpuset.ParseList(v)
 	case "MemoryLock":
 		var b bool
-		b, err = parseBool(v)
+		b, err = unitfile.ParseBool(v)
 		vm.MemoryLock = map[bool]string{true: "on", false: "off"}[b]
 	case "Kernel":
 		vm.Kernel, err = nonEmpty(v)
@@ -220,11 +220,11 @@ func (vm *VM) set(e unitfile.Entry) error {
 	case "Append":
 		vm.Append = v
 	case "NoReboot":
-		vm.NoReboot, err = parseBool(v)
+		vm.NoReboot, err = unitfile.ParseBool(v)
 	case "Graphics":
-		vm.Graphics, err = parseBool(v)
+		vm.Graphics, err = unitfile.ParseBool(v)
 	case "Paused":
-		vm.Paused, err = parseBool(v)
+		vm.Paused, err = unitfile.ParseBool(v)
 	case "ShutdownTimeout":
 		vm.ShutdownTimeout, err = time.ParseDuration(v)
 		if err == nil && vm.ShutdownTimeout <= 0 {
@@ -470,17 +470,6 @@ func number(v string, lo, hi int) (int, error) {
 		return 0, fmt.Errorf("%q is not a number from %d to %d", v, lo, hi)
 	}
 	return n, nil
-}
-
-// parseBool takes the boolean spellings systemd takes.
-func parseBool(v string) (bool, error) {
-	switch strings.ToLower(v) {
-	case "1", "yes", "y", "true", "t", "on":
-		return true, nil
-	case "0", "no", "n", "false", "f", "off":
-		return false, nil
-	}
-	return false, fmt.Errorf("%q is not a boolean (yes or no)", v)
 }
 
 // SplitWords splits a value into words as a shell would, without

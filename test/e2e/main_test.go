@@ -1,0 +1,11 @@
+package e2e
+
+import (
+	"os"
+	"testing"
+
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/nstest"
+)
+
+// TestMain removes the binaries nstest.Binaries built.
+func TestMain(m *testing.M) { os.Exit(nstest.Main(m)) }
