@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"testing"
 
@@ -224,7 +223,7 @@ func Binaries(t testing.TB) string {
 		if buildErr != nil {
 			return
 		}
-		root, err := moduleRoot()
+		root, err := ModuleRoot()
 		if err != nil {
 			buildErr = err
 			return
@@ -254,8 +253,9 @@ func Main(m *testing.M) int {
 	return code
 }
 
-// moduleRoot finds the directory of go.mod above the working directory.
-func moduleRoot() (string, error) {
+// ModuleRoot finds the repository: the directory of go.mod above the
+// working directory (a test's is its package directory).
+func ModuleRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
@@ -271,6 +271,3 @@ func moduleRoot() (string, error) {
 		dir = parent
 	}
 }
-
-// Output is the combined output of a command, trimmed.
-func Output(b []byte) string { return strings.TrimSpace(string(b)) }

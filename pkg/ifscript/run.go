@@ -91,29 +91,45 @@ func (l logger) info(msg, bridge string) { l.send(PriInfo, l.tap+": "+msg, bridg
 
 func (s *System) env() ifconf.Env { return ifconf.Env{Getenv: s.Env} }
 
-func openHandle() (*netlink.Handle, error) {
+// session is what both helpers hold while they work on a tap: its lock,
+// its settings and a netlink handle.
+type session struct {
+	choice ifconf.Choice
+	h      *netlink.Handle
+	unlock func()
+}
+
+func (s *session) close() {
+	s.h.Close()
+	s.unlock()
+}
+
+// open takes the tap's lock, resolves its settings and opens netlink.
+func open(ifname string, env ifconf.Env) (*session, error) {
+	unlock, err := lockTap(ifname)
+	if err != nil {
+		return nil, err
+	}
+	ch, err := ifconf.Resolve(ifname, env)
+	if err != nil {
+		unlock()
+		return nil, fmt.Errorf("%s: %w", ifname, err)
+	}
 	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
+		unlock()
 		return nil, fmt.Errorf("open netlink: %w", err)
 	}
-	return h, nil
+	return &session{choice: ch, h: h, unlock: unlock}, nil
 }
 
 func up(o Options, sys *System) error {
-	release, err := lockTap(o.Ifname)
+	s, err := open(o.Ifname, sys.env())
 	if err != nil {
 		return err
 	}
-	defer release()
-	ch, err := ifconf.Resolve(o.Ifname, sys.env())
-	if err != nil {
-		return fmt.Errorf("%s: %w", o.Ifname, err)
-	}
-	h, err := openHandle()
-	if err != nil {
-		return err
-	}
-	defer h.Close()
+	defer s.close()
+	ch, h := s.choice, s.h
 	pl, err := tap.PlanUp(h, o.Ifname, ch.Port)
 	if err != nil {
 		return err
@@ -145,22 +161,14 @@ func up(o Options, sys *System) error {
 }
 
 func down(o Options, sys *System) error {
-	release, err := lockTap(o.Ifname)
-	if err != nil {
-		return err
-	}
-	defer release()
 	env := sys.env()
-	ch, err := ifconf.Resolve(o.Ifname, env)
-	if err != nil {
-		return fmt.Errorf("%s: %w", o.Ifname, err)
-	}
-	h, err := openHandle()
+	s, err := open(o.Ifname, env)
 	if err != nil {
 		return err
 	}
-	defer h.Close()
-	pl, err := tap.PlanDown(h, o.Ifname, ch.Port.Promisc)
+	defer s.close()
+	h := s.h
+	pl, err := tap.PlanDown(h, o.Ifname, s.choice.Port.Promisc)
 	if err != nil {
 		return err
 	}

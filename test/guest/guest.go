@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/nstest"
 )
 
 // Marker starts every line the guest's init reports on the console.
@@ -31,7 +33,7 @@ type Files struct {
 // rebuilds the initramfs only when its inputs changed, and returns the
 // files. The script's progress goes to log.
 func Build(log io.Writer) (Files, error) {
-	root, err := moduleRoot()
+	root, err := nstest.ModuleRoot()
 	if err != nil {
 		return Files{}, err
 	}
@@ -197,25 +199,6 @@ func (c *Console) Result() error {
 		}
 	}
 	return errors.New("guest reported no result")
-}
-
-// moduleRoot finds the repository: the directory of go.mod above the
-// working directory (a test's is its package directory).
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("guest: go.mod not found above the working directory")
-		}
-		dir = parent
-	}
 }
 
 // WaitEnd waits until the console output ends (QEMU and everything that
