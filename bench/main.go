@@ -6,12 +6,15 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/bench"
 )
@@ -28,7 +31,7 @@ func main() {
 	plot := flag.String("plot", "", "PNG to draw the scale figures into (next to -doc)")
 	flag.Parse()
 	if err := run(*bin, *empty, *imports, *rounds, *scales, *load, *loadRounds, *doc, *plot); err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
+		fmt.Fprintln(os.Stderr, "bench:", err) // "context canceled" after Ctrl-C
 		os.Exit(1)
 	}
 }
@@ -53,7 +56,10 @@ func run(bin, empty, imports string, rounds int, scales string, load, loadRounds
 		return err
 	}
 	defer os.RemoveAll(dir)
-	res, err := bench.Run(cfg, dir)
+	// Ctrl-C stops between two measurements; Run removes its namespaces.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := bench.Run(ctx, cfg, dir)
 	if err != nil {
 		return err
 	}

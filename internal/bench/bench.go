@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -36,8 +37,10 @@ type Config struct {
 // A variant is one way of doing ifup and ifdown; without programs, the
 // helpers' changes made in-process.
 type variant struct {
-	Name     string
-	Up, Down string
+	Name               string
+	Up, Down           string
+	Flag               string // before the tap's name, if set
+	UpLabel, DownLabel string // in the load figures
 }
 
 // Results holds everything make bench reports.
@@ -78,6 +81,7 @@ const (
 	shellName   = "classic shell pair"
 	floorName   = "empty Go pair (floor)"
 	importsName = "empty Go pair linking the helpers' libraries"
+	versionName = "qemu-ifup --version + qemu-ifdown --version"
 	oursName    = "qemu-ifup + qemu-ifdown"
 	// inProcName is the helpers' netlink work without any process: the
 	// same plans applied from this process, the part no start-up trick
@@ -87,18 +91,24 @@ const (
 
 // Run measures, in namespaces it creates and removes, and returns the
 // figures. dir holds the shell scripts and scratch files.
-func Run(cfg Config, dir string) (res *Results, err error) {
+// An interrupt (ctx done) stops it between two measurements, and the
+// namespaces are removed all the same.
+func Run(ctx context.Context, cfg Config, dir string) (res *Results, err error) {
 	res = &Results{Started: time.Now(), Rounds: cfg.Rounds, Machine: ThisMachine()}
 	shUp, shDown, err := writeShellPair(dir)
 	if err != nil {
 		return nil, err
 	}
-	shell := variant{shellName, shUp, shDown}
-	floor := variant{floorName, cfg.Empty, cfg.Empty}
-	imports := variant{importsName, cfg.Imports, cfg.Imports}
-	ours := variant{oursName, cfg.Ifup, cfg.Ifdown}
+	shell := variant{Name: shellName, Up: shUp, Down: shDown,
+		UpLabel: "shell up script (ifconfig, brctl addif)", DownLabel: "shell down script (brctl delif)"}
+	floor := variant{Name: floorName, Up: cfg.Empty, Down: cfg.Empty}
+	imports := variant{Name: importsName, Up: cfg.Imports, Down: cfg.Imports}
+	// The helpers started and stopped with no work: what their size and
+	// initialisation cost over the libraries'.
+	version := variant{Name: versionName, Up: cfg.Ifup, Down: cfg.Ifdown, Flag: "--version"}
+	ours := variant{Name: oursName, Up: cfg.Ifup, Down: cfg.Ifdown, UpLabel: "qemu-ifup", DownLabel: "qemu-ifdown"}
 	inproc := variant{Name: inProcName}
-	res.Variants = []string{shellName, floorName, importsName, oursName, inProcName}
+	res.Variants = []string{shellName, floorName, importsName, versionName, oursName, inProcName}
 	env := []string{
 		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		// No config file and an empty run dir: the built-in defaults
@@ -145,9 +155,9 @@ func Run(cfg Config, dir string) (res *Results, err error) {
 		v     variant
 		scale int
 	}
-	tasks := []task{{shell, 0}, {floor, 0}, {imports, 0}, {ours, 0}, {inproc, 0}}
+	tasks := []task{{shell, 0}, {floor, 0}, {imports, 0}, {version, 0}, {ours, 0}, {inproc, 0}}
 	for i := 1; i < len(cfg.Scales); i++ {
-		tasks = append(tasks, task{shell, i}, task{ours, i})
+		tasks = append(tasks, task{shell, i}, task{ours, i}, task{inproc, i})
 	}
 	stderr, err := os.Create(filepath.Join(dir, "stderr"))
 	if err != nil {
@@ -160,6 +170,9 @@ func Run(cfg Config, dir string) (res *Results, err error) {
 	const warmup = 3
 	fmt.Fprintf(cfg.Log, "bench: %d rounds of %d pairs, interleaved in random order\n", cfg.Rounds, len(tasks))
 	for round := -warmup; round < cfg.Rounds; round++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		order := slices.Clone(tasks)
 		rand.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 		for _, t := range order {
@@ -191,11 +204,14 @@ func Run(cfg Config, dir string) (res *Results, err error) {
 
 	for _, v := range []variant{ours, shell} {
 		fmt.Fprintf(cfg.Log, "bench: load, %s\n", v.Name)
-		lr, err := load(cfg, v, env)
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		up, down, err := load(cfg, v, env)
 		if err != nil {
 			return nil, fmt.Errorf("load, %s: %w", v.Name, err)
 		}
-		res.Load = append(res.Load, lr...)
+		res.Load = append(res.Load, up, down)
 	}
 	res.Took = time.Since(res.Started)
 	return res, nil
@@ -258,6 +274,13 @@ func memory(n *ns, cfg Config, shell variant, env []string) ([]Program, error) {
 	return out, nil
 }
 
+func (v variant) argv(prog, tap string) []string {
+	if v.Flag != "" {
+		return []string{prog, v.Flag, tap}
+	}
+	return []string{prog, tap}
+}
+
 // writeShellPair writes the classic scripts QEMU users have in
 // /etc/qemu-ifup and /etc/qemu-ifdown.
 func writeShellPair(dir string) (up, down string, err error) {
@@ -299,7 +322,7 @@ func pair(n *ns, v variant, env []string, stderr *os.File) (time.Duration, int64
 		stderr.Seek(0, io.SeekStart)
 		t0 := time.Now()
 		var cmd *exec.Cmd
-		if cmd, err = start([]string{v.Up, tap}, env, stderr); err != nil {
+		if cmd, err = start(v.argv(v.Up, tap), env, stderr); err != nil {
 			return
 		}
 		var f int64
@@ -307,7 +330,7 @@ func pair(n *ns, v variant, env []string, stderr *os.File) (time.Duration, int64
 			return
 		}
 		faults += f
-		if cmd, err = start([]string{v.Down, tap}, env, stderr); err != nil {
+		if cmd, err = start(v.argv(v.Down, tap), env, stderr); err != nil {
 			return
 		}
 		if f, err = wait(cmd, stderr); err != nil {
@@ -322,10 +345,10 @@ func pair(n *ns, v variant, env []string, stderr *os.File) (time.Duration, int64
 // load starts cfg.Load ifups of v at once on as many fresh taps of one
 // bridge, checks that every tap became an up port, then does the same with
 // ifdowns; cfg.LoadRounds times.
-func load(cfg Config, v variant, env []string) ([]LoadResult, error) {
+func load(cfg Config, v variant, env []string) (up, down LoadResult, err error) {
 	n, err := newNS()
 	if err != nil {
-		return nil, err
+		return up, down, err
 	}
 	defer func() {
 		if cerr := n.close(); cerr != nil && err == nil {
@@ -334,7 +357,7 @@ func load(cfg Config, v variant, env []string) ([]LoadResult, error) {
 	}()
 	br, err := n.addBridge("virbr0")
 	if err != nil {
-		return nil, err
+		return up, down, err
 	}
 	taps := make([]string, cfg.Load)
 	for i := range taps {
@@ -350,41 +373,33 @@ func load(cfg Config, v variant, env []string) ([]LoadResult, error) {
 			}
 		})
 		if err != nil {
-			return nil, fmt.Errorf("add taps: %w", err)
+			return up, down, fmt.Errorf("add taps: %w", err)
 		}
 		wall, err := burst(n, v.Up, taps, env)
-		if err != nil {
-			return nil, err
+		if err == nil {
+			err = checkPorts(n, taps, br.Index)
 		}
-		if err := checkPorts(n, taps, br.Index); err != nil {
-			return nil, err
+		if err != nil {
+			return up, down, err
 		}
 		ups = append(ups, wall)
 		wall, err = burst(n, v.Down, taps, env)
-		if err != nil {
-			return nil, err
+		if err == nil {
+			err = checkPorts(n, taps, 0)
 		}
-		if err := checkPorts(n, taps, 0); err != nil {
-			return nil, err
+		if err != nil {
+			return up, down, err
 		}
 		downs = append(downs, wall)
 		for _, t := range taps {
 			if err := n.delLink(t); err != nil {
-				return nil, fmt.Errorf("delete %s: %w", t, err)
+				return up, down, fmt.Errorf("delete %s: %w", t, err)
 			}
 		}
 	}
-	name := v.Name
-	if v.Up == cfg.Ifup {
-		return []LoadResult{
-			{What: "qemu-ifup", N: cfg.Load, Wall: durStat(ups)},
-			{What: "qemu-ifdown", N: cfg.Load, Wall: durStat(downs)},
-		}, nil
-	}
-	return []LoadResult{
-		{What: name + ", ifup", N: cfg.Load, Wall: durStat(ups)},
-		{What: name + ", ifdown", N: cfg.Load, Wall: durStat(downs)},
-	}, nil
+	up = LoadResult{What: v.UpLabel, N: cfg.Load, Wall: durStat(ups)}
+	down = LoadResult{What: v.DownLabel, N: cfg.Load, Wall: durStat(downs)}
+	return up, down, nil
 }
 
 // burst starts prog on every tap at once, each from its own thread inside

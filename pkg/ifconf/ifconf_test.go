@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -211,6 +213,9 @@ func FuzzParseConfig(f *testing.F) {
 			msg := err.Error()
 			if !strings.HasPrefix(msg, "f.conf") || strings.Contains(msg, "\n") {
 				t.Fatalf("error %q does not name the file on one line", msg)
+			}
+			if !utf8.ValidString(msg) || strings.IndexFunc(msg, unicode.IsControl) >= 0 {
+				t.Fatalf("error %q carries raw control characters or invalid UTF-8", msg)
 			}
 			return
 		}

@@ -13,11 +13,22 @@ func OS() *System {
 	if !Secure() {
 		s.Env = os.Getenv
 	}
-	if journal.Enabled() {
+	if journalListening() && journal.Enabled() {
 		s.Journal = func(msg string, pri int, fields map[string]string) error {
 			return journal.Send(msg, journal.Priority(pri), fields)
 		}
 		s.StderrIsJournal, _ = journal.StderrIsJournalStream()
 	}
 	return s
+}
+
+// journalSocket is where journald listens (the path go-systemd dials).
+const journalSocket = "/run/systemd/journal/socket"
+
+// journalListening is a cheap first check for journal.Enabled, which sets up
+// a socket and the runtime's network poller to find out: on a host without
+// journald a stat is enough.
+func journalListening() bool {
+	_, err := os.Stat(journalSocket)
+	return err == nil
 }

@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/cpuset"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/ifconf"
@@ -141,7 +143,7 @@ func Rewrite(args []string, o Options) (*Result, error) {
 		i++
 		rep, err := r.option(name, args[i])
 		if err != nil {
-			return nil, fmt.Errorf("%s %s: %w", w, args[i], err)
+			return nil, fmt.Errorf("%s %s: %w", w, shown(args[i]), err)
 		}
 		if rep == nil {
 			rep = []string{w, args[i]}
@@ -435,4 +437,14 @@ func TapName(vm, id string) string {
 		}
 	}
 	return b.String() + "-" + suffix
+}
+
+// shown is s as an error message may show it: as it is when it is valid
+// UTF-8 without control characters, else quoted, so that an escape sequence
+// or a carriage return in an argument never reaches a terminal or a log raw.
+func shown(s string) string {
+	if utf8.ValidString(s) && strings.IndexFunc(s, unicode.IsControl) < 0 {
+		return s
+	}
+	return strconv.Quote(s)
 }

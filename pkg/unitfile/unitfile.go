@@ -9,8 +9,12 @@ package unitfile
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/coreos/go-systemd/v22/unit"
 )
@@ -52,6 +56,11 @@ func Parse(data []byte) ([]Section, error) {
 		return nil, err
 	}
 	parsed, err := unit.DeserializeSections(bytes.NewReader(data))
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		// The lexer reads past the end after a continued value in a
+		// CRLF file without a final newline, and says only "EOF".
+		return nil, &Error{Line: lineCount(data), Msg: "unexpected end of file after a continued value"}
+	}
 	if err != nil {
 		return nil, &Error{Line: lineCount(data), Msg: err.Error()}
 	}
@@ -115,7 +124,7 @@ func scan(data []byte) ([]Section, error) {
 				return nil, &Error{Line: n, Msg: fmt.Sprintf("text after section header: %q", rest)}
 			}
 			name := string(t[1:end])
-			if name == "" || strings.ContainsAny(name, "[]") {
+			if name == "" || strings.ContainsAny(name, "[]") || !printable(name) {
 				return nil, &Error{Line: n, Msg: fmt.Sprintf("bad section name %q", name)}
 			}
 			sections = append(sections, Section{Name: name, Line: n})
@@ -128,6 +137,9 @@ func scan(data []byte) ([]Section, error) {
 			if key == "" {
 				return nil, &Error{Line: n, Msg: "empty key"}
 			}
+			if !printable(key) {
+				return nil, &Error{Line: n, Msg: fmt.Sprintf("bad key %q", key)}
+			}
 			if len(sections) == 0 {
 				return nil, &Error{Line: n, Msg: fmt.Sprintf("%s= before any [section]", key)}
 			}
@@ -137,6 +149,13 @@ func scan(data []byte) ([]Section, error) {
 		}
 	}
 	return sections, nil
+}
+
+// printable reports whether s is valid UTF-8 without control characters:
+// names that messages can show as they are, without a stray carriage
+// return or escape sequence reaching a terminal or a log.
+func printable(s string) bool {
+	return utf8.ValidString(s) && strings.IndexFunc(s, unicode.IsControl) < 0
 }
 
 // ParseBool parses a boolean value with the spellings systemd takes.

@@ -106,6 +106,9 @@ func FuzzParse(f *testing.F) {
 			if !errors.As(err, &e) {
 				t.Fatalf("error %v is not an *Error", err)
 			}
+			if msg := err.Error(); !printable(msg) {
+				t.Fatalf("error %q carries raw control characters or invalid UTF-8", msg)
+			}
 			if e.Line < 1 || e.Line > lines {
 				t.Fatalf("error line %d outside 1..%d", e.Line, lines)
 			}
@@ -131,6 +134,15 @@ func TestParseTooLarge(t *testing.T) {
 	in := "[A]\n" + strings.Repeat(strings.Repeat(" ", 1000)+"\n", MaxSize/1000+1)
 	if _, err := Parse([]byte(in)); err == nil || !strings.Contains(err.Error(), "larger than") {
 		t.Errorf("Parse of %d bytes = %v, want a size error", len(in), err)
+	}
+}
+
+// Found by fuzzing: go-systemd's lexer fails with a bare "EOF" on a
+// continued value at the end of a CRLF file without a final newline.
+func TestParseContinuedAtEOF(t *testing.T) {
+	_, err := Parse([]byte("[Defaults]\nBridge=br0\\\r\nx"))
+	if err == nil || err.Error() != "line 3: unexpected end of file after a continued value" {
+		t.Errorf("Parse = %v, want line 3: unexpected end of file after a continued value", err)
 	}
 }
 

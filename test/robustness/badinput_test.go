@@ -6,11 +6,14 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/nstest"
 )
 
-// commands are the helpers every bad input is tried on.
+// commands are the helpers every bad input is tried on; qemu-launch, whose
+// command line differs, has its own table below.
 var commands = []string{"qemu-ifup", "qemu-ifdown"}
 
 // Bad command lines: exit 2, the problem on the first line, the usage on
@@ -59,7 +62,7 @@ func TestBadArguments(t *testing.T) {
 				}
 				// The name is quoted: no raw control byte or
 				// invalid UTF-8 reaches the terminal or the log.
-				if strings.ContainsAny(lines[0], "\x01\x1b\x7f") || !utf8Valid(lines[0]) {
+				if !printableLine(lines[0]) {
 					t.Errorf("raw bytes of the name in %q", lines[0])
 				}
 			})
@@ -159,4 +162,85 @@ func TestBadEnvironmentAndRecord(t *testing.T) {
 	}
 }
 
-func utf8Valid(s string) bool { return strings.ToValidUTF8(s, "\uFFFD") == s }
+// qemu-launch with bad names on its command line (exit 2), in QEMU's
+// arguments or in a VM file (exit 1): one line naming the problem, QEMU
+// never started, no record written, nothing touched.
+func TestBadLaunchInput(t *testing.T) {
+	ns := nstest.New(t)
+	ns.AddBridge(t, "br0", 0)
+	ns.AddTap(t, "tap0")
+	before := snapAll(ns, "tap0", "br0")
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "qemu-ran")
+	qemu := filepath.Join(dir, "qemu")
+	must(t, os.WriteFile(qemu, []byte("#!/bin/sh\ntouch "+marker+"\n"), 0o755))
+	vmfile := func(body string) string {
+		p := filepath.Join(t.TempDir(), "vm.conf")
+		must(t, os.WriteFile(p, []byte(body), 0o644))
+		return p
+	}
+	lineRE := regexp.MustCompile(`vm\.conf(:\d+: |: line \d+: )`)
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		want   string
+		inFile bool // the error names a line of the VM file
+	}{
+		{"empty bridge", []string{"--bridge=", qemu}, 2, `invalid interface name "": empty`, false},
+		{"overlong bridge", []string{"--bridge", strings.Repeat("b", 16), qemu}, 2, "16 bytes, longer than 15", false},
+		{"bridge not UTF-8", []string{"--bridge", "br\xff", qemu}, 2, "not valid UTF-8", false},
+		{"bridge with control character", []string{"--bridge", "br\x1b", qemu}, 2, "control character", false},
+		{"netdev bridge with slash", []string{"--bridge", "vm0=br/0", qemu}, 2, `contains '/'`, false},
+		{"no QEMU", nil, 2, "no QEMU binary given", false},
+		{"ifname empty", []string{qemu, "-netdev", "tap,id=vm0,ifname="}, 1, `invalid interface name "": empty`, false},
+		{"ifname overlong", []string{qemu, "-netdev", "tap,id=vm0,ifname=" + strings.Repeat("t", 16)}, 1, "longer than 15", false},
+		{"ifname not UTF-8", []string{qemu, "-netdev", "tap,id=vm0,ifname=t\xff"}, 1, "not valid UTF-8", false},
+		{"ifname with escape", []string{qemu, "-netdev", "tap,id=vm0,ifname=t\x1b[0m"}, 1, "control character", false},
+		{"VM file bridge", []string{"--config", vmfile("[VM]\nQEMU=" + qemu + "\n[NIC]\nID=vm0\nBridge=br/0\n")}, 1, `Bridge: invalid interface name "br/0"`, true},
+		{"VM file ifname", []string{"--config", vmfile("[VM]\nQEMU=" + qemu + "\n[NIC]\nID=vm0\nIfname=tap\x01\n")}, 1, "Ifname: invalid interface name", true},
+		{"VM file key with escape", []string{"--config", vmfile("[VM]\nQEMU=" + qemu + "\n\x1b[2J=1\n")}, 1, "bad key", true},
+		{"VM file key before section", []string{"--config", vmfile("Name=x\n")}, 1, "Name= before any [section]", true},
+		{"VM file binary", []string{"--config", vmfile("\x7fELF\x02\x01")}, 1, "expected KEY=VALUE", true},
+		{"VM file bad number", []string{"--config", vmfile("[VM]\nQEMU=" + qemu + "\nVCPUs=lots\n")}, 1, `VCPUs: "lots"`, true},
+		{"VM file missing", []string{"--config", filepath.Join(dir, "none.conf")}, 1, "none.conf", false},
+	}
+	rundir := t.TempDir()
+	e := append(env(t), "QEMU_TAP_HELPERS_RUNDIR="+rundir)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := run(t, ns, e, "qemu-launch", tt.args...)
+			if r.code != tt.code {
+				t.Errorf("exit %d, want %d (stderr %q)", r.code, tt.code, r.stderr)
+			}
+			lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
+			first := lines[0]
+			if !strings.HasPrefix(first, "qemu-launch: ") || !strings.Contains(first, tt.want) {
+				t.Errorf("first line %q: want %q... containing %q", first, "qemu-launch: ", tt.want)
+			}
+			if tt.code == 1 && len(lines) != 1 {
+				t.Errorf("stderr %q: want one line", r.stderr)
+			}
+			if tt.code == 2 && !strings.HasPrefix(lines[len(lines)-1], "       qemu-launch") && !strings.HasPrefix(lines[len(lines)-1], "usage: ") {
+				t.Errorf("stderr %q: want the usage after the message", r.stderr)
+			}
+			if !printableLine(first) {
+				t.Errorf("raw control characters or invalid UTF-8 in %q", first)
+			}
+			if tt.inFile && !lineRE.MatchString(first) {
+				t.Errorf("%q names no line of the VM file", first)
+			}
+		})
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("QEMU was started")
+	}
+	if ents, _ := os.ReadDir(rundir); len(ents) != 0 {
+		t.Errorf("records left in the run directory: %v", ents)
+	}
+	checkUnchanged(t, ns, before)
+}
+
+func printableLine(s string) bool {
+	return utf8.ValidString(s) && strings.IndexFunc(s, unicode.IsControl) < 0
+}
