@@ -95,13 +95,15 @@ func scan(data []byte) ([]Section, error) {
 	)
 	for len(data) > 0 {
 		n++
+		// As go-systemd's lexer reads lines: a line ending in "\r\n"
+		// keeps its '\r' (so "\\\r\n" continues nothing); only the last
+		// line, without '\n', loses it.
 		var line []byte
 		if i := bytes.IndexByte(data, '\n'); i >= 0 {
 			line, data = data[:i], data[i+1:]
 		} else {
-			line, data = data, nil
+			line, data = bytes.TrimSuffix(data, []byte{'\r'}), nil
 		}
-		line = bytes.TrimSuffix(line, []byte{'\r'})
 		if len(line) > unit.SYSTEMD_LINE_MAX {
 			return nil, &Error{Line: n, Msg: unit.ErrLineTooLong.Error()}
 		}
@@ -110,7 +112,7 @@ func scan(data []byte) ([]Section, error) {
 			cont = len(bytes.TrimSpace(line)) != 0 && bytes.HasSuffix(line, []byte{'\\'})
 			continue
 		}
-		t := bytes.TrimLeft(line, " \t\v\f")
+		t := bytes.TrimLeft(line, " \t\v\f\r")
 		switch {
 		case len(t) == 0:
 		case t[0] == '#' || t[0] == ';':
