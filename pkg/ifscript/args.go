@@ -68,7 +68,9 @@ func (c Command) help() string {
 		b.WriteString("  --check     exit 0 if the tap is configured as it would make it, else 1\n")
 	}
 	b.WriteString("  --help      show this help\n  --version   show the version\n\n")
-	b.WriteString("The bridge comes from QEMU_BRIDGE, else /etc/qemu-ifup.conf (QEMU_IFUP_CONFIG),\nelse virbr0. Exit status: 0 done, 1 failed (nothing left half-changed), 2 usage.\n")
+	b.WriteString("The bridge comes from qemu-launch's record in /run/qemu-tap-helpers, else\n" +
+		"QEMU_BRIDGE, else /etc/qemu-ifup.conf (QEMU_IFUP_CONFIG), else virbr0.\n" +
+		"Exit status: 0 done, 1 failed (nothing left half-changed), 2 usage.\n")
 	return b.String()
 }
 
