@@ -2,6 +2,7 @@ package launch_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -90,10 +91,21 @@ func start(t *testing.T, ns *nstest.NS, env []string, args ...string) *launch {
 // want, and returns that message.
 func (l *launch) waitFor(want string) string {
 	l.t.Helper()
-	l.notify.SetReadDeadline(time.Now().Add(hangGuard))
+	end := time.Now().Add(hangGuard)
 	buf := make([]byte, 4096)
 	for {
+		// Short reads, so that a launcher that exited fails the test at
+		// once, with its status, rather than at the guard.
+		l.notify.SetReadDeadline(time.Now().Add(time.Second))
 		n, err := l.notify.Read(buf)
+		if errors.Is(err, os.ErrDeadlineExceeded) && time.Now().Before(end) {
+			select {
+			case <-l.done:
+				l.t.Fatalf("qemu-launch exited (%v) before saying %q\nstderr:\n%s", l.cmd.ProcessState, want, l.stderr.String())
+			default:
+				continue
+			}
+		}
 		if err != nil {
 			l.t.Fatalf("waiting for %q from qemu-launch: %v\nstderr:\n%s", want, err, l.stderr.String())
 		}
