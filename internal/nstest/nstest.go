@@ -29,6 +29,9 @@ const EnvRequire = "QTH_REQUIRE_INTEGRATION"
 // can create namespaces and taps.
 func RequireRoot(t testing.TB) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: skipped under -short (make unit)")
+	}
 	var why string
 	switch {
 	case os.Geteuid() != 0:
