@@ -139,6 +139,20 @@ func (n *NS) Run(cmd *exec.Cmd) error {
 	return cmd.Wait()
 }
 
+// ExitStatus turns the error of a finished command into its exit status: 0
+// for nil, the status of a process that exited, and an error for anything
+// else (not started, killed by a signal).
+func ExitStatus(err error) (int, error) {
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, nil
+	case errors.As(err, &ee) && ee.Exited():
+		return ee.ExitCode(), nil
+	}
+	return -1, err
+}
+
 // AddBridge creates an up bridge; mtu 0 leaves the kernel's default and
 // lets the bridge follow its ports, as a bridge made by hand does.
 func (n *NS) AddBridge(t testing.TB, name string, mtu int) *netlink.Bridge {

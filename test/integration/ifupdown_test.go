@@ -75,14 +75,11 @@ func (e *env) runCmd(cmd *exec.Cmd) result {
 	e.t.Helper()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := e.ns.Run(cmd)
-	r := result{stdout: out.String(), stderr: errb.String()}
-	if ee, ok := err.(*exec.ExitError); ok {
-		r.code = ee.ExitCode()
-	} else if err != nil {
+	code, err := nstest.ExitStatus(e.ns.Run(cmd))
+	if err != nil {
 		e.t.Fatalf("run %s: %v", cmd.Path, err)
 	}
-	return r
+	return result{code: code, stdout: out.String(), stderr: errb.String()}
 }
 
 // port is a tap as ip -d link would show it.
@@ -428,12 +425,11 @@ func TestConcurrentIfups(t *testing.T) {
 			var out, errb bytes.Buffer
 			cmd := e.cmd("qemu-ifup", fmt.Sprintf("tap%d", i))
 			cmd.Stdout, cmd.Stderr = &out, &errb
-			err := e.ns.Run(cmd)
-			results[i] = result{stdout: out.String(), stderr: errb.String()}
-			if ee, ok := err.(*exec.ExitError); ok {
-				results[i].code = ee.ExitCode()
-			} else if err != nil {
-				results[i].code = -1
+			// No t.Fatal off the test goroutine: a failure to run
+			// is kept as exit -1 with its error.
+			code, err := nstest.ExitStatus(e.ns.Run(cmd))
+			results[i] = result{code: code, stdout: out.String(), stderr: errb.String()}
+			if err != nil {
 				results[i].stderr += err.Error()
 			}
 		}()

@@ -6,7 +6,6 @@ package robustness
 
 import (
 	"bytes"
-	"errors"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -41,16 +40,11 @@ func run(t testing.TB, ns *nstest.NS, env []string, prog string, args ...string)
 	cmd.Env = env
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	err := ns.Run(cmd)
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return result{0, stderr.String()}
-	case errors.As(err, &ee) && ee.Exited():
-		return result{ee.ExitCode(), stderr.String()}
+	code, err := nstest.ExitStatus(ns.Run(cmd))
+	if err != nil {
+		t.Fatalf("%s %q: %v", prog, args, err)
 	}
-	t.Fatalf("%s %q: %v", prog, args, err)
-	return result{}
+	return result{code, stderr.String()}
 }
 
 // checkFailure checks that r is exit 1 with one line on stderr, prefixed

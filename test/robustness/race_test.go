@@ -2,7 +2,6 @@ package robustness
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -40,14 +39,8 @@ func start(t testing.TB, ns *nstest.NS, env []string, prog string, args ...strin
 // line; every line of its stderr must name it.
 func (s *started) wait(t testing.TB) int {
 	t.Helper()
-	err := s.cmd.Wait()
-	code := 0
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee) && ee.Exited():
-		code = ee.ExitCode()
-	default:
+	code, err := nstest.ExitStatus(s.cmd.Wait())
+	if err != nil {
 		t.Fatalf("%s: %v", s.prog, err)
 	}
 	out := strings.TrimSuffix(s.stderr.String(), "\n")
