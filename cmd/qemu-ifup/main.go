@@ -5,7 +5,7 @@ package main
 import (
 	"os"
 
-	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/ifscript"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/ifscript"
 )
 
 func main() {

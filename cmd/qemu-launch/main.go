@@ -7,7 +7,7 @@ import (
 	"context"
 	"os"
 
-	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/launch"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/launch"
 )
 
 func main() {

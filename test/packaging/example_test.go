@@ -7,7 +7,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/ifconf"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/ifconf"
 )
 
 // TestExampleQemuIfupConf checks the /etc/qemu-ifup.conf the packages

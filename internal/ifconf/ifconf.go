@@ -31,8 +31,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/unitfile"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/tap"
-	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/unitfile"
 )
 
 // Paths and variables, as documented in the README.

@@ -9,8 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/unitfile"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/tap"
-	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/unitfile"
 )
 
 // A Record is what qemu-launch wants for one tap it named: a file

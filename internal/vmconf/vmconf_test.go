@@ -7,8 +7,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/ifconf"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/cpuset"
-	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/ifconf"
 )
 
 // The example shipped in packaging/ is the seed's command.

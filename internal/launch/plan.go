@@ -9,9 +9,9 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/ifconf"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/qemuargs"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/cpuset"
-	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/ifconf"
-	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/qemuargs"
 )
 
 // qmpFd is the descriptor of the QMP socket in QEMU: the first of

@@ -20,11 +20,11 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/ifconf"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/qemuargs"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/sched"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/cpuset"
-	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/ifconf"
-	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/qemuargs"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/qmp"
-	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/sched"
 )
 
 // Run runs the configured VM and returns the exit status for qemu-launch:

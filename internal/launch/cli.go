@@ -9,11 +9,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/ifconf"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/version"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/vmconf"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/cpuset"
-	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/ifconf"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/tap"
-	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/vmconf"
 )
 
 const usage = `usage: qemu-launch [OPTIONS] [--] QEMU-BINARY [QEMU-ARGS...]

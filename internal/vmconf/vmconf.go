@@ -31,10 +31,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/ifconf"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/unitfile"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/cpuset"
-	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/ifconf"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/tap"
-	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/unitfile"
 )
 
 // DefaultBinary is the QEMU run when [VM] has no QEMU=.

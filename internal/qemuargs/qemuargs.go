@@ -15,8 +15,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/ifconf"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/cpuset"
-	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/ifconf"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/tap"
 )
 

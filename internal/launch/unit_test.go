@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/nstest"
-	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/vmconf"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/vmconf"
 )
 
 const unitPath = "../../packaging/systemd/qemu-launch@.service"

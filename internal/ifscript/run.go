@@ -10,8 +10,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/ifconf"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/version"
-	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/ifconf"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/tap"
 )
 

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/nstest"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/sched"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/cpuset"
-	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/sched"
 )
 
 // These tests run the built qemu-launch with Debian's stock QEMU under TCG
