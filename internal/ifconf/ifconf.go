@@ -32,6 +32,7 @@ import (
 	"strings"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/unitfile"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/tap"
 )
 
@@ -135,7 +136,7 @@ func apply(p *tap.Port, e unitfile.Entry) error {
 	v := e.Value
 	switch e.Key {
 	case "Bridge":
-		if err := tap.ValidateName(v); err != nil {
+		if err := link.ValidateName(v); err != nil {
 			return fmt.Errorf("Bridge: %w", err)
 		}
 		p.Bridge = v
@@ -237,7 +238,7 @@ func Resolve(ifname string, env Env) (Choice, error) {
 		}
 	}
 	if br := env.get(EnvBridge); br != "" {
-		if err := tap.ValidateName(br); err != nil {
+		if err := link.ValidateName(br); err != nil {
 			return ch, fmt.Errorf("%s: %w", EnvBridge, err)
 		}
 		ch.Port.Bridge, ch.From = br, EnvBridge

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/tap"
 )
 
@@ -234,7 +235,7 @@ func FuzzParseConfig(f *testing.F) {
 			c.Match(r.Patterns[0])
 		}
 		if p.Bridge != "" {
-			if err := tap.ValidateName(p.Bridge); err != nil {
+			if err := link.ValidateName(p.Bridge); err != nil {
 				t.Fatalf("accepted bridge %q: %v", p.Bridge, err)
 			}
 		}

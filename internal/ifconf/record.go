@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/unitfile"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/tap"
 )
 
@@ -65,7 +66,7 @@ func ReadRecord(dir, ifname string) (*Record, error) {
 // WriteRecord leaves s for qemu-ifup ifname, replacing any earlier record
 // atomically so that a concurrent qemu-ifup never reads half a file.
 func WriteRecord(dir, ifname string, s Settings) error {
-	if err := tap.ValidateName(ifname); err != nil {
+	if err := link.ValidateName(ifname); err != nil {
 		return err
 	}
 	var b strings.Builder

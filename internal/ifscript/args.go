@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/tap"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
 )
 
 // A Command is qemu-ifup or qemu-ifdown.
@@ -120,7 +120,7 @@ func (c Command) Parse(args []string) (Options, error) {
 	default:
 		return o, &UsageError{fmt.Sprintf("expected one IFNAME, got %d arguments", len(pos))}
 	}
-	if err := tap.ValidateName(pos[0]); err != nil {
+	if err := link.ValidateName(pos[0]); err != nil {
 		return o, &UsageError{err.Error()}
 	}
 	o.Ifname = pos[0]

@@ -13,7 +13,7 @@ import (
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/version"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/vmconf"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/cpuset"
-	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/tap"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
 )
 
 const usage = `usage: qemu-launch [OPTIONS] [--] QEMU-BINARY [QEMU-ARGS...]
@@ -58,7 +58,7 @@ func (b *bridgeFlag) Set(v string) error {
 	if !per {
 		br = v
 	}
-	if err := tap.ValidateName(br); err != nil {
+	if err := link.ValidateName(br); err != nil {
 		return err
 	}
 	switch {

@@ -17,7 +17,7 @@ import (
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/ifconf"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/cpuset"
-	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/tap"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
 )
 
 // QMPChardev is the id of the chardev behind the launcher's QMP monitor.
@@ -310,7 +310,7 @@ func (r *rewriter) netdev(flag, val string) ([]string, error) {
 		t.Settings.Bridge = r.o.Bridge
 	}
 	if ifname, ok := o.get("ifname"); ok {
-		if err := tap.ValidateName(ifname); err != nil {
+		if err := link.ValidateName(ifname); err != nil {
 			return nil, err
 		}
 		if strings.Contains(ifname, "%") {
@@ -419,14 +419,14 @@ func smpCount(v string) (int, error) {
 // run and differs between netdevs.
 func TapName(vm, id string) string {
 	n := vm + "-" + id
-	if tap.ValidateName(n) == nil && !strings.Contains(n, "%") {
+	if link.ValidateName(n) == nil && !strings.Contains(n, "%") {
 		return n
 	}
 	sum := sha256.Sum256([]byte(vm + "\x00" + id))
 	suffix := hex.EncodeToString(sum[:3])
 	var b strings.Builder
 	for _, c := range []byte(n) {
-		if b.Len() == tap.MaxNameLen-1-len(suffix) {
+		if b.Len() == link.MaxNameLen-1-len(suffix) {
 			break
 		}
 		switch {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/ifconf"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/cpuset"
-	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/tap"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
 )
 
 // The seed: the real-time VM command from the users' guide, after taskset.
@@ -241,7 +241,7 @@ func TestTapName(t *testing.T) {
 	seen := map[string]bool{}
 	for _, tt := range tests {
 		got := TapName(tt.vm, tt.id)
-		if err := tap.ValidateName(got); err != nil {
+		if err := link.ValidateName(got); err != nil {
 			t.Errorf("TapName(%q, %q) = %q: %v", tt.vm, tt.id, got, err)
 		}
 		if !strings.HasPrefix(got, tt.want) || (got != tt.want && len(got) != 15 && !strings.HasPrefix(tt.want, "my_vm")) {
@@ -304,7 +304,7 @@ func FuzzRewrite(f *testing.F) {
 			t.Error("pins without -S")
 		}
 		for _, tp := range res.Taps {
-			if err := tap.ValidateName(tp.Ifname); err != nil {
+			if err := link.ValidateName(tp.Ifname); err != nil {
 				t.Errorf("tap %q: %v", tp.Ifname, err)
 			}
 		}

@@ -34,7 +34,7 @@ import (
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/ifconf"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/unitfile"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/cpuset"
-	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/tap"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
 )
 
 // DefaultBinary is the QEMU run when [VM] has no QEMU=.
@@ -269,14 +269,14 @@ func (n *NIC) set(e unitfile.Entry) error {
 		}
 		n.MACAddress = v
 	case "Ifname":
-		err = tap.ValidateName(v)
+		err = link.ValidateName(v)
 		n.Ifname = v
 	case "Script":
 		n.Script, err = nonEmpty(v)
 	case "DownScript":
 		n.DownScript, err = nonEmpty(v)
 	case "Bridge":
-		err = tap.ValidateName(v)
+		err = link.ValidateName(v)
 		n.Settings.Bridge = v
 	case "MTU":
 		if v == "bridge" {

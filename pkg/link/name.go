@@ -1,6 +1,6 @@
-// Package tap configures a QEMU tap interface as a port of a Linux bridge,
-// the job of /etc/qemu-ifup and /etc/qemu-ifdown, over netlink.
-package tap
+// Package link reads and changes network interfaces over rtnetlink, and
+// checks interface names.
+package link
 
 import (
 	"fmt"
