@@ -1,5 +1,11 @@
-// Package bridge finds Linux bridges and adds and removes their ports over
-// netlink.
+// Package bridge owns the bridge side of a port: it finds a bridge and
+// checks it, adds a port to it and removes one, and tells which bridge a
+// port is on, over netlink.
+//
+// A Bridge has a Kind; each kind attaches, detaches and verifies in its own
+// way. Only Linux bridges exist today; the per-kind switch in each method
+// is where another kind (Open vSwitch) goes, and the per-port settings of a
+// Linux bridge (isolated, learning, unicast flooding) belong here too.
 package bridge
 
 import (
@@ -13,15 +19,40 @@ import (
 var (
 	// ErrNotFound is returned (wrapped) when no interface has the name.
 	ErrNotFound = errors.New("not found")
-	// ErrNotBridge is returned (wrapped) when the interface is not a Linux
-	// bridge (an Open vSwitch bridge, a bond, a plain NIC).
+	// ErrNotBridge is returned (wrapped) when the interface is not a
+	// bridge (a bond, a VRF, a plain NIC).
 	ErrNotBridge = errors.New("not a bridge")
 )
 
-// Get returns the Linux bridge called name.
+// A Kind is the kind of a bridge.
+type Kind int
+
+// The kinds of bridge.
+const (
+	// Linux is the kernel's own bridge (ip link add type bridge).
+	Linux Kind = iota
+)
+
+func (k Kind) String() string {
+	if k == Linux {
+		return "linux"
+	}
+	return fmt.Sprintf("kind %d", int(k))
+}
+
+// A Bridge is a bridge as Get or Of found it.
+type Bridge struct {
+	Name  string
+	Index int // ifindex
+	Kind  Kind
+	MTU   int
+	Up    bool // IFF_UP as set by the user
+}
+
+// Get returns the bridge called name.
 //
 // Equivalent to: ip -d link show dev $name type bridge
-func Get(h *netlink.Handle, name string) (*netlink.Bridge, error) {
+func Get(h *netlink.Handle, name string) (*Bridge, error) {
 	l, err := h.LinkByName(name)
 	if err != nil {
 		if IsNotFound(err) {
@@ -29,26 +60,92 @@ func Get(h *netlink.Handle, name string) (*netlink.Bridge, error) {
 		}
 		return nil, fmt.Errorf("look up bridge %s: %w", name, err)
 	}
-	br, ok := l.(*netlink.Bridge)
-	if !ok {
-		return nil, fmt.Errorf("%s is %w (%s)", name, ErrNotBridge, l.Type())
-	}
-	return br, nil
+	return fromLink(l)
 }
 
-// Attach makes port a port of br; a port of another bridge moves to br.
+// Of returns the bridge port is a port of, or nil if port has no master.
+// A master that is not a bridge is an error wrapping ErrNotBridge.
 //
-// Equivalent to: ip link set dev $port master $br
-func Attach(h *netlink.Handle, port netlink.Link, br *netlink.Bridge) error {
-	return h.LinkSetMasterByIndex(port, br.Index)
+// Equivalent to: ip -d link show dev $port (its "master")
+func Of(h *netlink.Handle, port netlink.Link) (*Bridge, error) {
+	index := port.Attrs().MasterIndex
+	if index == 0 {
+		return nil, nil
+	}
+	m, err := h.LinkByIndex(index)
+	if err != nil {
+		return nil, fmt.Errorf("look up master %d: %w", index, err)
+	}
+	b, err := fromLink(m)
+	if err != nil {
+		return nil, fmt.Errorf("enslaved to %s, which is %w (%s)", m.Attrs().Name, ErrNotBridge, m.Type())
+	}
+	return b, nil
 }
 
-// Detach removes port from its bridge. A port that is already detached is
-// not an error.
+func fromLink(l netlink.Link) (*Bridge, error) {
+	a := l.Attrs()
+	if _, ok := l.(*netlink.Bridge); !ok {
+		return nil, fmt.Errorf("%s is %w (%s)", a.Name, ErrNotBridge, l.Type())
+	}
+	return &Bridge{
+		Name:  a.Name,
+		Index: a.Index,
+		Kind:  Linux,
+		MTU:   a.MTU,
+		Up:    a.RawFlags&unix.IFF_UP != 0,
+	}, nil
+}
+
+// Attach makes port a port of b; a port of another Linux bridge moves to
+// b. A bridge that vanished since Get is named as such in the error (the
+// kernel says only EINVAL). Call Verify afterwards: the attach goes by
+// index, which cannot tell a bridge renamed or set down meanwhile.
+//
+// Equivalent to: ip link set dev $port master $b
+func (b *Bridge) Attach(h *netlink.Handle, port netlink.Link) error {
+	if err := h.LinkSetMasterByIndex(port, b.Index); err != nil {
+		return fmt.Errorf("attach %s to %s: %w", port.Attrs().Name, b.Name, b.gone(h, err))
+	}
+	return nil
+}
+
+// Detach takes port off b.
 //
 // Equivalent to: ip link set dev $port nomaster
-func Detach(h *netlink.Handle, port netlink.Link) error {
-	return h.LinkSetNoMaster(port)
+func (b *Bridge) Detach(h *netlink.Handle, port netlink.Link) error {
+	if err := h.LinkSetNoMaster(port); err != nil {
+		return fmt.Errorf("detach %s from %s: %w", port.Attrs().Name, b.Name, err)
+	}
+	return nil
+}
+
+// Verify checks, once port has joined b, that b is still the bridge Get
+// found: the same name and up.
+func (b *Bridge) Verify(h *netlink.Handle, port netlink.Link) error {
+	fail := func(format string, a ...any) error {
+		return fmt.Errorf("attach %s to %s: "+format, append([]any{port.Attrs().Name, b.Name}, a...)...)
+	}
+	l, err := h.LinkByIndex(b.Index)
+	switch {
+	case IsNotFound(err):
+		return fail("bridge %s disappeared", b.Name)
+	case err != nil:
+		return fail("look up bridge: %w", err)
+	case l.Attrs().Name != b.Name:
+		return fail("bridge %s was renamed to %s", b.Name, l.Attrs().Name)
+	case l.Attrs().RawFlags&unix.IFF_UP == 0:
+		return fail("bridge %s went down", b.Name)
+	}
+	return nil
+}
+
+// gone explains a failed attach by the bridge having vanished.
+func (b *Bridge) gone(h *netlink.Handle, err error) error {
+	if _, lerr := h.LinkByIndex(b.Index); IsNotFound(lerr) {
+		return fmt.Errorf("bridge %s disappeared", b.Name)
+	}
+	return err
 }
 
 // IsNotFound reports whether err says an interface does not exist: a failed

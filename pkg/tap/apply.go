@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/bridge"
 )
@@ -17,11 +16,11 @@ func (pl *Plan) Apply(h *netlink.Handle, done func(Change)) error {
 		if pl.beforeStep != nil {
 			pl.beforeStep(c)
 		}
-		err := pl.do(h, c, pl.want)
+		err := pl.do(h, c, pl.want, pl.have)
 		applied := pl.Changes[:i]
 		if err == nil && c.Op == OpAttach {
 			applied = pl.Changes[:i+1]
-			err = pl.verifyBridge(h)
+			err = pl.want.master.Verify(h, pl.link)
 		}
 		if err != nil {
 			if uerr := pl.undo(h, applied); uerr != nil {
@@ -44,7 +43,7 @@ func (pl *Plan) Apply(h *netlink.Handle, done func(Change)) error {
 func (pl *Plan) undo(h *netlink.Handle, applied []Change) error {
 	var first error
 	for i := len(applied) - 1; i >= 0; i-- {
-		err := pl.do(h, applied[i], pl.have)
+		err := pl.do(h, applied[i], pl.have, pl.want)
 		if bridge.IsNotFound(err) {
 			return nil
 		}
@@ -55,8 +54,9 @@ func (pl *Plan) undo(h *netlink.Handle, applied []Change) error {
 	return first
 }
 
-// do sets the attribute c changes to its value in s.
-func (pl *Plan) do(h *netlink.Handle, c Change, s state) error {
+// do sets the attribute c changes to its value in s; from is the state it
+// changes from, which names the bridge a detach leaves.
+func (pl *Plan) do(h *netlink.Handle, c Change, s, from state) error {
 	tap := pl.Tap
 	switch c.Op {
 	case OpMTU:
@@ -68,12 +68,10 @@ func (pl *Plan) do(h *netlink.Handle, c Change, s state) error {
 			return fmt.Errorf("set mac of %s to %s: %w", tap, s.mac, err)
 		}
 	case OpAttach, OpDetach:
-		if err := h.LinkSetMasterByIndex(pl.link, s.master); err != nil {
-			if s.master == 0 {
-				return fmt.Errorf("detach %s from %s: %w", tap, pl.Bridge, err)
-			}
-			return fmt.Errorf("attach %s to %s: %w", tap, pl.Bridge, pl.bridgeErr(h, err))
+		if s.master == nil {
+			return from.master.Detach(h, pl.link)
 		}
+		return s.master.Attach(h, pl.link)
 	case OpPromisc, OpPromiscOff:
 		set := h.SetPromiscOff
 		if s.promisc {
@@ -90,33 +88,6 @@ func (pl *Plan) do(h *netlink.Handle, c Change, s state) error {
 		if err := set(pl.link); err != nil {
 			return fmt.Errorf("set %s %s: %w", tap, upDown(s.up), err)
 		}
-	}
-	return nil
-}
-
-// bridgeErr explains a failed attach by the bridge having vanished, which
-// the kernel reports only as EINVAL.
-func (pl *Plan) bridgeErr(h *netlink.Handle, err error) error {
-	if _, lerr := h.LinkByIndex(pl.br.Attrs().Index); bridge.IsNotFound(lerr) {
-		return fmt.Errorf("bridge %s disappeared", pl.Bridge)
-	}
-	return err
-}
-
-// verifyBridge checks, once the tap is a port, that its master is still the
-// bridge that was looked up: the attach goes by index, so a bridge renamed
-// or set down in the meantime would otherwise go unnoticed.
-func (pl *Plan) verifyBridge(h *netlink.Handle) error {
-	l, err := h.LinkByIndex(pl.br.Attrs().Index)
-	switch {
-	case bridge.IsNotFound(err):
-		return fmt.Errorf("attach %s to %s: bridge %s disappeared", pl.Tap, pl.Bridge, pl.Bridge)
-	case err != nil:
-		return fmt.Errorf("attach %s to %s: look up bridge: %w", pl.Tap, pl.Bridge, err)
-	case l.Attrs().Name != pl.Bridge:
-		return fmt.Errorf("attach %s to %s: bridge %s was renamed to %s", pl.Tap, pl.Bridge, pl.Bridge, l.Attrs().Name)
-	case l.Attrs().RawFlags&unix.IFF_UP == 0:
-		return fmt.Errorf("attach %s to %s: bridge %s went down", pl.Tap, pl.Bridge, pl.Bridge)
 	}
 	return nil
 }

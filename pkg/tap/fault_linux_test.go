@@ -62,7 +62,7 @@ func TestApplyFaultBetweenSteps(t *testing.T) {
 			ns := nstest.New(t)
 			ns.AddBridge(t, "br0", 9000)
 			ns.AddTap(t, "tap0")
-			before := stateOf(ns.Link(t, "tap0"))
+			before := snap(t, ns, "tap0")
 
 			pl, err := PlanUp(ns.Handle, "tap0", Port{Bridge: "br0", MAC: MACHigh, Promisc: true})
 			if err != nil {
@@ -89,8 +89,8 @@ func TestApplyFaultBetweenSteps(t *testing.T) {
 				}
 				return
 			}
-			after := stateOf(ns.Link(t, "tap0"))
-			if !equalState(before, after) {
+			after := snap(t, ns, "tap0")
+			if after != before {
 				t.Errorf("tap0 half-changed: before %+v, after %+v", before, after)
 			}
 		})
@@ -117,9 +117,4 @@ func hasOp(cs []Change, op Op) bool {
 		}
 	}
 	return false
-}
-
-func equalState(a, b state) bool {
-	return a.mtu == b.mtu && a.mac.String() == b.mac.String() && a.master == b.master &&
-		a.promisc == b.promisc && a.up == b.up
 }

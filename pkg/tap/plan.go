@@ -62,7 +62,7 @@ func (c Change) String() string {
 type state struct {
 	mtu     int
 	mac     net.HardwareAddr
-	master  int // ifindex of the bridge, 0 for none
+	master  *bridge.Bridge // nil for none
 	promisc bool
 	up      bool
 }
@@ -80,7 +80,6 @@ type Plan struct {
 	Changes []Change
 
 	link       netlink.Link
-	br         *netlink.Bridge
 	have, want state
 
 	// beforeStep, when set, runs before each change: tests use it to
@@ -115,12 +114,13 @@ func getTap(h *netlink.Handle, name string) (netlink.Link, error) {
 	return l, nil
 }
 
-func stateOf(l netlink.Link) state {
+// stateOf reads the tap's state; master is its bridge.
+func stateOf(l netlink.Link, master *bridge.Bridge) state {
 	a := l.Attrs()
 	return state{
 		mtu:    a.MTU,
 		mac:    a.HardwareAddr,
-		master: a.MasterIndex,
+		master: master,
 		// RawFlags carries the flags a user set (dev->gflags for
 		// IFF_PROMISC), not the promiscuity a bridge adds by itself.
 		promisc: a.RawFlags&unix.IFF_PROMISC != 0,
@@ -139,20 +139,35 @@ func PlanUp(h *netlink.Handle, name string, p Port) (*Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	if br.Attrs().RawFlags&unix.IFF_UP == 0 {
+	if !br.Up {
 		return nil, fmt.Errorf("%s: bridge %s is down", name, p.Bridge)
 	}
-	pl := &Plan{Tap: name, Bridge: p.Bridge, link: l, br: br, have: stateOf(l)}
+	// The tap's bridge: br itself when it is already a port of br, so that
+	// comparing the two says whether to attach.
+	var cur *bridge.Bridge
+	switch l.Attrs().MasterIndex {
+	case 0:
+	case br.Index:
+		cur = br
+	default:
+		if cur, err = bridge.Of(h, l); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		if !p.AllowMove {
+			return nil, fmt.Errorf("%s: already a port of %s, not %s (AllowMove=yes in the config moves it)", name, cur.Name, p.Bridge)
+		}
+	}
+	pl := &Plan{Tap: name, Bridge: p.Bridge, link: l, have: stateOf(l, cur)}
 	have := pl.have
 	want := have
 	want.mtu = p.MTU
 	if want.mtu == 0 {
-		want.mtu = br.Attrs().MTU
+		want.mtu = br.MTU
 	}
 	if p.MAC == MACHigh {
 		want.mac = HighMAC(have.mac)
 	}
-	want.master = br.Attrs().Index
+	want.master = br
 	want.promisc = have.promisc || p.Promisc
 	want.up = true
 	pl.want = want
@@ -165,15 +180,8 @@ func PlanUp(h *netlink.Handle, name string, p Port) (*Plan, error) {
 	}
 	if have.master != want.master {
 		from := ""
-		if have.master != 0 {
-			cur, err := masterName(h, have.master)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", name, err)
-			}
-			if !p.AllowMove {
-				return nil, fmt.Errorf("%s: already a port of %s, not %s (AllowMove=yes in the config moves it)", name, cur, p.Bridge)
-			}
-			from = cur
+		if have.master != nil {
+			from = have.master.Name
 		}
 		pl.add(OpAttach, from, p.Bridge)
 	}
@@ -184,19 +192,6 @@ func PlanUp(h *netlink.Handle, name string, p Port) (*Plan, error) {
 		pl.add(OpUp, "down", "up")
 	}
 	return pl, nil
-}
-
-// masterName returns the name of the bridge with the given index, and an
-// error if that master is not a Linux bridge (a bond, a VRF, OVS).
-func masterName(h *netlink.Handle, index int) (string, error) {
-	m, err := h.LinkByIndex(index)
-	if err != nil {
-		return "", fmt.Errorf("look up master %d: %w", index, err)
-	}
-	if _, ok := m.(*netlink.Bridge); !ok {
-		return "", fmt.Errorf("enslaved to %s, which is %w (%s)", m.Attrs().Name, bridge.ErrNotBridge, m.Type())
-	}
-	return m.Attrs().Name, nil
 }
 
 // PlanDown reads the tap called name and returns the changes that take it
@@ -212,20 +207,20 @@ func PlanDown(h *netlink.Handle, name string, promisc bool) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	pl := &Plan{Tap: name, link: l, have: stateOf(l)}
+	cur, err := bridge.Of(h, l)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	pl := &Plan{Tap: name, link: l, have: stateOf(l, cur)}
 	pl.want = pl.have
 	if pl.have.promisc && promisc {
 		pl.want.promisc = false
 		pl.add(OpPromiscOff, "on", "off")
 	}
-	if pl.have.master != 0 {
-		cur, err := masterName(h, pl.have.master)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
-		}
-		pl.Bridge = cur
-		pl.want.master = 0
-		pl.add(OpDetach, cur, "")
+	if cur != nil {
+		pl.Bridge = cur.Name
+		pl.want.master = nil
+		pl.add(OpDetach, cur.Name, "")
 	}
 	return pl, nil
 }
