@@ -157,14 +157,6 @@ func TestPrepareRefuses(t *testing.T) {
 	}
 }
 
-func TestShellJoin(t *testing.T) {
-	got := ShellJoin([]string{"qemu", "-append", "a b", "it's", "", "x=1,y", "$HOME", "tap,id=vm0"})
-	want := `qemu -append 'a b' 'it'\''s' '' x=1,y '$HOME' tap,id=vm0`
-	if got != want {
-		t.Errorf("ShellJoin = %s, want %s", got, want)
-	}
-}
-
 // The stages of a shutdown on a process that ignores SIGTERM: powerdown,
 // SIGTERM when the guest does not power down, SIGKILL when SIGTERM does
 // nothing.

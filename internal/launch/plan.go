@@ -11,6 +11,7 @@ import (
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/ifconf"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/qemuargs"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/shellwords"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/cpuset"
 )
 
@@ -148,7 +149,7 @@ func describeSettings(s ifconf.Settings) string {
 // then one line per action of the launcher.
 func (p *Plan) Print(w io.Writer) error {
 	var b strings.Builder
-	b.WriteString(ShellJoin(p.Argv()))
+	b.WriteString(shellwords.Join(p.Argv()))
 	b.WriteByte('\n')
 	for _, a := range p.Actions() {
 		b.WriteString(a)
@@ -156,27 +157,6 @@ func (p *Plan) Print(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
-}
-
-// ShellJoin quotes words for a POSIX shell, leaving plain ones bare.
-func ShellJoin(words []string) string {
-	q := make([]string, len(words))
-	for i, w := range words {
-		q[i] = shellQuote(w)
-	}
-	return strings.Join(q, " ")
-}
-
-func shellQuote(w string) string {
-	if w == "" {
-		return "''"
-	}
-	for _, c := range w {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_./,:=+@%^", c)) {
-			return "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
-		}
-	}
-	return w
 }
 
 // sameFile reports whether a and b name one file (say /etc/qemu-ifup, a

@@ -1,7 +1,6 @@
 package launch
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,19 +10,11 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"runtime"
-	"strings"
 	"syscall"
 	"time"
 
-	"github.com/coreos/go-systemd/v22/daemon"
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/ifconf"
-	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/qemuargs"
-	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/sched"
-	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/cpuset"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/qmp"
 )
 
@@ -111,112 +102,6 @@ func (p *Plan) Run(ctx context.Context) (int, error) {
 	return r.status(), r.cleanup()
 }
 
-// writeRecords leaves qemu-ifup the settings of every tap the launcher
-// wired, refusing a tap name another VM holds.
-func (r *run) writeRecords() error {
-	for i, t := range r.Taps {
-		// A derived name in use, or a name in use with a record, is
-		// another VM's tap: QEMU would fail, and the cleanup would
-		// take that VM's record.
-		// Looked up by name: net.InterfaceByName would dump every link.
-		if _, err := netlink.LinkByName(t.Ifname); err == nil {
-			rec, _ := ifconf.ReadRecord(r.RunDir, t.Ifname)
-			if t.Derived || rec != nil {
-				r.removeRecords(r.Taps[:i])
-				return fmt.Errorf("netdev %s: interface %s exists already (another VM named %q?)", t.ID, t.Ifname, r.Name)
-			}
-		}
-		if err := ifconf.WriteRecord(r.RunDir, t.Ifname, t.Settings); err != nil {
-			r.removeRecords(r.Taps[:i])
-			return err
-		}
-		r.logf("%s: wrote record for netdev %s: %s", t.Ifname, t.ID, describeSettings(t.Settings))
-	}
-	return nil
-}
-
-func (r *run) removeRecords(taps []qemuargs.Tap) {
-	for _, t := range taps {
-		ifconf.RemoveRecord(r.RunDir, t.Ifname)
-	}
-}
-
-// environ is QEMU's environment: the launcher's without systemd's
-// notification variables, which belong to the launcher alone.
-func (r *run) environ() []string {
-	var env []string
-	for _, kv := range r.cfg.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		switch k {
-		case "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID":
-			continue
-		}
-		env = append(env, kv)
-	}
-	return env
-}
-
-// start starts QEMU with its QMP socket, inside r.CPUs.
-func (r *run) start() error {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("creating the QMP socket: %w", err)
-	}
-	mine, theirs := os.NewFile(uintptr(fds[0]), "qmp"), os.NewFile(uintptr(fds[1]), "qmp-qemu")
-	defer theirs.Close()
-	conn, err := net.FileConn(mine)
-	mine.Close()
-	if err != nil {
-		theirs.Close()
-		return fmt.Errorf("creating the QMP socket: %w", err)
-	}
-
-	argv := r.Argv()
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = r.cfg.Stdin, r.cfg.Stdout, r.cfg.Stderr
-	cmd.Env = r.environ()
-	cmd.ExtraFiles = []*os.File{theirs} // fd 3, qmpFd
-	// Should qemu-launch die, QEMU shuts down cleanly rather than run on
-	// unsupervised.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := startWithin(cmd, r.CPUs); err != nil {
-		conn.Close()
-		return fmt.Errorf("starting %s: %w", argv[0], err)
-	}
-	r.cmd = cmd
-	r.logf("started QEMU, pid %d", cmd.Process.Pid)
-	go func() {
-		cmd.Wait() // its error says no more than cmd.ProcessState
-		close(r.exited)
-	}()
-	r.qmpConn = conn
-	return nil
-}
-
-// startWithin starts cmd with the CPU affinity cpus, which every thread
-// QEMU creates inherits: the fork happens on this OS thread, confined
-// to cpus for the moment.
-func startWithin(cmd *exec.Cmd, cpus cpuset.Set) error {
-	if cpus.Empty() {
-		return cmd.Start()
-	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	var old unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &old); err != nil {
-		return fmt.Errorf("reading this thread's affinity: %w", err)
-	}
-	want := cpus.Unix()
-	if err := unix.SchedSetaffinity(0, &want); err != nil {
-		return fmt.Errorf("setting the affinity to CPUs %s: %w", cpus, err)
-	}
-	err := cmd.Start()
-	if rerr := unix.SchedSetaffinity(0, &old); rerr != nil {
-		return errors.Join(err, fmt.Errorf("restoring this thread's affinity: %w", rerr))
-	}
-	return err
-}
-
 func (r *run) hasExited() bool {
 	select {
 	case <-r.exited:
@@ -300,196 +185,6 @@ func (r *run) connectAndPin(ctx context.Context) error {
 	return nil
 }
 
-// pin places each vCPU thread as its -vcpu option asked and reads it back.
-func (r *run) pin(ctx context.Context) error {
-	if len(r.Pins) == 0 {
-		return nil
-	}
-	cpus, err := r.qmp.QueryCPUsFast(ctx)
-	if err != nil {
-		return fmt.Errorf("listing vCPU threads: %w", err)
-	}
-	tids := map[int]int{}
-	for _, c := range cpus {
-		tids[c.Index] = c.ThreadID
-	}
-	pid := r.cmd.Process.Pid
-	pinned := map[int]int{} // thread -> vCPU
-	for _, p := range r.Pins {
-		tid, ok := tids[p.VCPU]
-		if !ok {
-			return fmt.Errorf("vCPU %d: QEMU lists no thread for it", p.VCPU)
-		}
-		if other, dup := pinned[tid]; dup {
-			// Single-threaded TCG runs every vCPU on one thread.
-			return fmt.Errorf("vCPUs %d and %d share thread %d: they cannot be placed apart", other, p.VCPU, tid)
-		}
-		pinned[tid] = p.VCPU
-		if tid == pid {
-			// A single-threaded accelerator runs vCPUs on the main
-			// loop's thread: pinning it would pin all of QEMU.
-			return fmt.Errorf("vCPU %d: QEMU runs it on its main thread %d, which cannot be pinned alone", p.VCPU, tid)
-		}
-		if !p.CPUs.Empty() {
-			if err := sched.SetAffinity(tid, p.CPUs); err != nil {
-				return fmt.Errorf("vCPU %d: %w", p.VCPU, err)
-			}
-		}
-		if err := sched.SetPriority(tid, p.Prio); err != nil {
-			return fmt.Errorf("vCPU %d: %w", p.VCPU, err)
-		}
-		th, err := sched.Read(pid, tid)
-		if err != nil {
-			return fmt.Errorf("vCPU %d: %w", p.VCPU, err)
-		}
-		wantPol := sched.Other
-		if p.Prio > 0 {
-			wantPol = sched.FIFO
-		}
-		if (!p.CPUs.Empty() && !th.CPUs.Equal(p.CPUs)) || th.Policy != wantPol || th.Prio != p.Prio {
-			return fmt.Errorf("vCPU %d: reads back as %v", p.VCPU, th)
-		}
-		r.logf("vCPU %d: %v", p.VCPU, th)
-	}
-	return nil
-}
-
-// notify sends state to systemd when it runs qemu-launch as a notify
-// service; without NOTIFY_SOCKET it does nothing.
-func (r *run) notify(state string) {
-	if r.cfg.Getenv("NOTIFY_SOCKET") == "" {
-		return
-	}
-	if _, err := daemon.SdNotify(false, state); err != nil {
-		r.logf("notifying systemd: %v", err)
-	}
-}
-
-// supervise waits for QEMU to exit, pinging systemd's watchdog while QEMU
-// answers on QMP, and shuts the guest down in stages on SIGTERM, SIGINT
-// or SIGHUP:
-// QMP system_powerdown, SIGTERM after the shutdown timeout, SIGKILL after
-// TermTimeout. A second signal skips to the next stage.
-func (r *run) supervise(ctx context.Context) {
-	var tick <-chan time.Time
-	interval, err := daemon.SdWatchdogEnabled(false)
-	if err != nil {
-		r.logf("systemd watchdog: %v", err)
-	}
-	if interval > 0 {
-		t := time.NewTicker(interval / 2)
-		defer t.Stop()
-		tick = t.C
-	}
-	s := stopper{proc: r.cmd.Process, shutdown: r.cfg.shutdownTimeout(), term: TermTimeout,
-		powerdown: func() error {
-			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			defer cancel()
-			return r.qmp.SystemPowerdown(pctx)
-		}}
-	for {
-		select {
-		case <-r.exited:
-			return
-		case sig := <-r.sigs:
-			if s.stage == 0 {
-				r.notify("STOPPING=1")
-			}
-			r.logf("%v: %s", sig, s.next())
-		case <-s.timer():
-			r.logf("QEMU still runs: %s", s.next())
-		case <-tick:
-			wctx, cancel := context.WithTimeout(ctx, interval/2)
-			if _, err := r.qmp.QueryStatus(wctx); err == nil {
-				r.notify("WATCHDOG=1")
-			} else {
-				r.logf("no watchdog ping: %v", err)
-			}
-			cancel()
-		}
-	}
-}
-
-// A stopper walks QEMU through the stages of a shutdown.
-type stopper struct {
-	proc      *os.Process
-	powerdown func() error
-	shutdown  time.Duration // from powerdown to SIGTERM
-	term      time.Duration // from SIGTERM to SIGKILL
-
-	stage int // 0 running, 1 powering down, 2 terminated, 3 killed
-	t     *time.Timer
-}
-
-// next moves to the next stage and says what it did.
-func (s *stopper) next() string {
-	if s.t != nil {
-		s.t.Stop()
-		s.t = nil
-	}
-	s.stage++
-	switch s.stage {
-	case 1:
-		err := s.powerdown()
-		if err == nil {
-			s.t = time.NewTimer(s.shutdown)
-			return fmt.Sprintf("asked the guest to power down (QMP system_powerdown); SIGTERM in %s", s.shutdown)
-		}
-		s.stage++
-		return s.signal(unix.SIGTERM, fmt.Sprintf("powerdown failed (%v); ", err))
-	case 2:
-		return s.signal(unix.SIGTERM, "")
-	case 3:
-		return s.signal(unix.SIGKILL, "")
-	}
-	s.stage = 3
-	return "waiting for QEMU to exit"
-}
-
-func (s *stopper) signal(sig unix.Signal, why string) string {
-	if err := s.proc.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Sprintf("%ssending %v to QEMU: %v", why, sig, err)
-	}
-	if sig == unix.SIGTERM {
-		s.t = time.NewTimer(s.term)
-		return fmt.Sprintf("%ssent SIGTERM to QEMU; SIGKILL in %s", why, s.term)
-	}
-	return why + "sent SIGKILL to QEMU"
-}
-
-func (s *stopper) timer() <-chan time.Time {
-	if s.t == nil {
-		return nil
-	}
-	return s.t.C
-}
-
-// kill stops a QEMU whose setup failed: QMP quit, else SIGTERM, then
-// SIGKILL.
-func (r *run) kill(ctx context.Context) {
-	if r.qmp != nil {
-		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := r.qmp.Quit(qctx)
-		cancel()
-		if err == nil {
-			select {
-			case <-r.exited:
-				return
-			case <-time.After(TermTimeout):
-			}
-		}
-	}
-	s := stopper{proc: r.cmd.Process, stage: 1, term: TermTimeout}
-	for !r.hasExited() && s.stage < 3 {
-		s.next()
-		select {
-		case <-r.exited:
-		case <-s.timer():
-		}
-	}
-	<-r.exited
-}
-
 // status is QEMU's exit status, 128+N for death by signal N.
 func (r *run) status() int {
 	ps := r.cmd.ProcessState
@@ -497,39 +192,4 @@ func (r *run) status() int {
 		return 128 + int(ws.Signal())
 	}
 	return ps.ExitCode()
-}
-
-// cleanup runs after QEMU has exited: a record still present means QEMU
-// did not run the down-script for that tap (SIGKILL, a crash, or the tap
-// never came up), so the launcher runs it.
-func (r *run) cleanup() error {
-	if r.qmp != nil {
-		r.qmp.Close()
-	} else if r.qmpConn != nil {
-		r.qmpConn.Close()
-	}
-	var errs []error
-	for _, t := range r.Taps {
-		rec, err := ifconf.ReadRecord(r.RunDir, t.Ifname)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		if rec == nil && err == nil {
-			continue
-		}
-		r.logf("%s: QEMU did not run its down-script; running %s", t.Ifname, r.cfg.IfDown)
-		cmd := exec.Command(r.cfg.IfDown, t.Ifname)
-		cmd.Env = r.environ()
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Run(); err != nil {
-			errs = append(errs, fmt.Errorf("%s %s: %w: %s", r.cfg.IfDown, t.Ifname, err, strings.TrimSpace(out.String())))
-		} else if r.cfg.Verbose {
-			r.cfg.Stderr.Write(out.Bytes())
-		}
-		if err := ifconf.RemoveRecord(r.RunDir, t.Ifname); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
 }

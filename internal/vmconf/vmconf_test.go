@@ -114,33 +114,6 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
-func TestSplitWords(t *testing.T) {
-	tests := []struct {
-		in   string
-		want []string
-	}{
-		{"", nil},
-		{"  a  b\tc ", []string{"a", "b", "c"}},
-		{`'a b'c "d\"e" f\ g ''`, []string{"a bc", `d"e`, "f g", ""}},
-		{`"$HOME" '\n'`, []string{"$HOME", `\n`}},
-	}
-	for _, tt := range tests {
-		got, err := SplitWords(tt.in)
-		if err != nil {
-			t.Errorf("SplitWords(%q): %v", tt.in, err)
-			continue
-		}
-		if diff := cmp.Diff(tt.want, got); diff != "" {
-			t.Errorf("SplitWords(%q) (-want +got):\n%s", tt.in, diff)
-		}
-	}
-	for _, bad := range []string{`'a`, `"a`, `a\`} {
-		if _, err := SplitWords(bad); err == nil {
-			t.Errorf("SplitWords(%q) succeeded", bad)
-		}
-	}
-}
-
 // FuzzParse: whatever the input, Parse does not panic, its errors name the
 // file, and a file it accepts gives a command line.
 func FuzzParse(f *testing.F) {

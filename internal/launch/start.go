@@ -1,0 +1,92 @@
+package launch
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/cpuset"
+)
+
+// environ is QEMU's environment: the launcher's without systemd's
+// notification variables, which belong to the launcher alone.
+func (r *run) environ() []string {
+	var env []string
+	for _, kv := range r.cfg.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		switch k {
+		case "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID":
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
+}
+
+// start starts QEMU with its QMP socket, inside r.CPUs.
+func (r *run) start() error {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("creating the QMP socket: %w", err)
+	}
+	mine, theirs := os.NewFile(uintptr(fds[0]), "qmp"), os.NewFile(uintptr(fds[1]), "qmp-qemu")
+	defer theirs.Close()
+	conn, err := net.FileConn(mine)
+	mine.Close()
+	if err != nil {
+		theirs.Close()
+		return fmt.Errorf("creating the QMP socket: %w", err)
+	}
+
+	argv := r.Argv()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = r.cfg.Stdin, r.cfg.Stdout, r.cfg.Stderr
+	cmd.Env = r.environ()
+	cmd.ExtraFiles = []*os.File{theirs} // fd 3, qmpFd
+	// Should qemu-launch die, QEMU shuts down cleanly rather than run on
+	// unsupervised.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := startWithin(cmd, r.CPUs); err != nil {
+		conn.Close()
+		return fmt.Errorf("starting %s: %w", argv[0], err)
+	}
+	r.cmd = cmd
+	r.logf("started QEMU, pid %d", cmd.Process.Pid)
+	go func() {
+		cmd.Wait() // its error says no more than cmd.ProcessState
+		close(r.exited)
+	}()
+	r.qmpConn = conn
+	return nil
+}
+
+// startWithin starts cmd with the CPU affinity cpus, which every thread
+// QEMU creates inherits: the fork happens on this OS thread, confined
+// to cpus for the moment.
+func startWithin(cmd *exec.Cmd, cpus cpuset.Set) error {
+	if cpus.Empty() {
+		return cmd.Start()
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var old unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &old); err != nil {
+		return fmt.Errorf("reading this thread's affinity: %w", err)
+	}
+	want := cpus.Unix()
+	if err := unix.SchedSetaffinity(0, &want); err != nil {
+		return fmt.Errorf("setting the affinity to CPUs %s: %w", cpus, err)
+	}
+	err := cmd.Start()
+	if rerr := unix.SchedSetaffinity(0, &old); rerr != nil {
+		return errors.Join(err, fmt.Errorf("restoring this thread's affinity: %w", rerr))
+	}
+	return err
+}

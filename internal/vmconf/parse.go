@@ -1,0 +1,297 @@
+package vmconf
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/ifconf"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/shellwords"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/unitfile"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/cpuset"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
+)
+
+// Load reads and parses the VM file at path.
+func Load(path string) (*VM, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading VM file: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse parses a VM file; file names it in errors ("file:line: Key: ...").
+func Parse(file string, data []byte) (*VM, error) {
+	secs, err := unitfile.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	vm := &VM{Binary: DefaultBinary, Graphics: true}
+	sawVM := false
+	for _, s := range secs {
+		p := parser{file: file, sec: s, seen: map[string]int{}}
+		var err error
+		switch s.Name {
+		case "VM":
+			if sawVM {
+				return nil, fmt.Errorf("%s:%d: second [VM] section", file, s.Line)
+			}
+			sawVM = true
+			err = p.each(vm.set)
+		case "Drive":
+			var d Drive
+			if err = p.each(d.set); err == nil && d.File == "" {
+				err = fmt.Errorf("%s:%d: [Drive] without File=", file, s.Line)
+			}
+			vm.Drives = append(vm.Drives, d)
+		case "NIC":
+			n := NIC{ID: "net" + strconv.Itoa(len(vm.NICs))}
+			if err = p.each(n.set); err == nil {
+				err = n.check(file, s.Line)
+			}
+			vm.NICs = append(vm.NICs, n)
+		case "VCPU":
+			v := VCPU{Index: -1}
+			if err = p.each(v.set); err == nil && v.Index < 0 {
+				err = fmt.Errorf("%s:%d: [VCPU] without Index=", file, s.Line)
+			}
+			vm.VCPU = append(vm.VCPU, v)
+		case "QEMU":
+			err = p.each(func(e unitfile.Entry) error {
+				if e.Key != "Arguments" {
+					return errUnknownKey
+				}
+				words, err := shellwords.Split(e.Value)
+				vm.Extra = append(vm.Extra, words...)
+				return err
+			})
+		default:
+			return nil, fmt.Errorf("%s:%d: unknown section [%s] (want [VM], [Drive], [NIC], [VCPU] or [QEMU])", file, s.Line, s.Name)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := vm.check(file); err != nil {
+		return nil, err
+	}
+	return vm, nil
+}
+
+var errUnknownKey = errors.New("unknown key")
+
+// parser applies the entries of one section, checking for unknown and
+// repeated keys (only [QEMU] Arguments= may repeat).
+type parser struct {
+	file string
+	sec  unitfile.Section
+	seen map[string]int
+}
+
+func (p parser) each(set func(unitfile.Entry) error) error {
+	for _, e := range p.sec.Entries {
+		if first, dup := p.seen[e.Key]; dup && e.Key != "Arguments" {
+			return fmt.Errorf("%s:%d: %s= given twice in [%s] (first at line %d)", p.file, e.Line, e.Key, p.sec.Name, first)
+		}
+		p.seen[e.Key] = e.Line
+		if err := set(e); err != nil {
+			if errors.Is(err, errUnknownKey) {
+				return fmt.Errorf("%s:%d: unknown key %s= in [%s]", p.file, e.Line, e.Key, p.sec.Name)
+			}
+			return fmt.Errorf("%s:%d: %s: %w", p.file, e.Line, e.Key, err)
+		}
+	}
+	return nil
+}
+
+var (
+	memRe  = regexp.MustCompile(`^[0-9]+[kKmMgGtT]?$`)
+	wordRe = regexp.MustCompile(`^[A-Za-z0-9_.:+-]+$`)
+)
+
+func (vm *VM) set(e unitfile.Entry) error {
+	v := e.Value
+	var err error
+	switch e.Key {
+	case "QEMU":
+		vm.Binary, err = nonEmpty(v)
+	case "Name":
+		vm.Name, err = nonEmpty(v)
+	case "Process":
+		vm.Process, err = nonEmpty(v)
+	case "Machine":
+		vm.Machine, err = nonEmpty(v)
+	case "Accel":
+		vm.Accel, err = word(v)
+	case "CPU":
+		vm.CPUModel, err = nonEmpty(v)
+	case "Memory":
+		if !memRe.MatchString(v) {
+			return fmt.Errorf("%q is not a size (512, 512M, 2G)", v)
+		}
+		vm.Memory = v
+	case "VCPUs":
+		vm.VCPUs, err = number(v, 1, 4096)
+	case "HostCPUs":
+		vm.HostCPUs, err = cpuset.ParseList(v)
+	case "MemoryLock":
+		var b bool
+		b, err = unitfile.ParseBool(v)
+		vm.MemoryLock = map[bool]string{true: "on", false: "off"}[b]
+	case "Kernel":
+		vm.Kernel, err = nonEmpty(v)
+	case "Initrd":
+		vm.Initrd, err = nonEmpty(v)
+	case "Append":
+		vm.Append = v
+	case "NoReboot":
+		vm.NoReboot, err = unitfile.ParseBool(v)
+	case "Graphics":
+		vm.Graphics, err = unitfile.ParseBool(v)
+	case "Paused":
+		vm.Paused, err = unitfile.ParseBool(v)
+	case "ShutdownTimeout":
+		vm.ShutdownTimeout, err = time.ParseDuration(v)
+		if err == nil && vm.ShutdownTimeout <= 0 {
+			err = fmt.Errorf("%q is not a positive duration", v)
+		}
+	default:
+		return errUnknownKey
+	}
+	return err
+}
+
+func (d *Drive) set(e unitfile.Entry) error {
+	var err error
+	switch e.Key {
+	case "File":
+		d.File, err = nonEmpty(e.Value)
+	case "Interface":
+		d.Interface, err = word(e.Value)
+	case "Format":
+		d.Format, err = word(e.Value)
+	case "Options":
+		d.Options = e.Value
+	default:
+		return errUnknownKey
+	}
+	return err
+}
+
+var macRe = regexp.MustCompile(`^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$`)
+
+func (n *NIC) set(e unitfile.Entry) error {
+	v := e.Value
+	var err error
+	switch e.Key {
+	case "ID":
+		n.ID, err = word(v)
+	case "Model":
+		n.Model, err = word(v)
+	case "MACAddress":
+		if !macRe.MatchString(v) {
+			return fmt.Errorf("%q is not a MAC address (52:54:00:12:34:56)", v)
+		}
+		n.MACAddress = v
+	case "Ifname":
+		err = link.ValidateName(v)
+		n.Ifname = v
+	case "Script":
+		n.Script, err = nonEmpty(v)
+	case "DownScript":
+		n.DownScript, err = nonEmpty(v)
+	case "Bridge":
+		err = link.ValidateName(v)
+		n.Settings.Bridge = v
+	case "MTU":
+		if v == "bridge" {
+			return nil
+		}
+		n.Settings.MTU, err = number(v, 68, 65535)
+	case "HostMAC":
+		if v != "high" && v != "keep" {
+			return fmt.Errorf("%q is not high or keep", v)
+		}
+		n.Settings.MAC = v
+	default:
+		return errUnknownKey
+	}
+	return err
+}
+
+func (n *NIC) check(file string, line int) error {
+	if n.Script != "" && n.Settings != (ifconf.Settings{}) {
+		return fmt.Errorf("%s:%d: [NIC] %s: Bridge=, MTU= and HostMAC= are for qemu-launch's qemu-ifup; they cannot go with Script=", file, line, n.ID)
+	}
+	return nil
+}
+
+func (v *VCPU) set(e unitfile.Entry) error {
+	var err error
+	switch e.Key {
+	case "Index":
+		v.Index, err = number(e.Value, 0, 4095)
+	case "Affinity":
+		v.Affinity, err = cpuset.Parse(e.Value)
+	case "Priority":
+		v.Priority, err = number(e.Value, 0, 99)
+	default:
+		return errUnknownKey
+	}
+	return err
+}
+
+// check looks across sections.
+func (vm *VM) check(file string) error {
+	ids := map[string]bool{}
+	for _, n := range vm.NICs {
+		if ids[n.ID] {
+			return fmt.Errorf("%s: two [NIC] sections with ID=%s", file, n.ID)
+		}
+		ids[n.ID] = true
+	}
+	idx := map[int]bool{}
+	for _, v := range vm.VCPU {
+		if idx[v.Index] {
+			return fmt.Errorf("%s: two [VCPU] sections with Index=%d", file, v.Index)
+		}
+		idx[v.Index] = true
+		n := vm.VCPUs
+		if n == 0 {
+			n = 1
+		}
+		if v.Index >= n {
+			return fmt.Errorf("%s: [VCPU] Index=%d: the VM has %d vCPU(s) (VCPUs=)", file, v.Index, n)
+		}
+		if !vm.HostCPUs.Empty() && !v.Affinity.Minus(vm.HostCPUs).Empty() {
+			return fmt.Errorf("%s: [VCPU] Index=%d: Affinity=%s is outside HostCPUs=%s", file, v.Index, v.Affinity, vm.HostCPUs)
+		}
+	}
+	return nil
+}
+
+func nonEmpty(v string) (string, error) {
+	if v == "" {
+		return "", errors.New("empty value")
+	}
+	return v, nil
+}
+
+func word(v string) (string, error) {
+	if !wordRe.MatchString(v) {
+		return "", fmt.Errorf("%q is not a plain word", v)
+	}
+	return v, nil
+}
+
+func number(v string, lo, hi int) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, fmt.Errorf("%q is not a number from %d to %d", v, lo, hi)
+	}
+	return n, nil
+}
