@@ -7,7 +7,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/coreos/go-systemd/v22/daemon"
 	"golang.org/x/sys/unix"
 )
 
@@ -17,16 +16,8 @@ import (
 // QMP system_powerdown, SIGTERM after the shutdown timeout, SIGKILL after
 // TermTimeout. A second signal skips to the next stage.
 func (r *run) supervise(ctx context.Context) {
-	var tick <-chan time.Time
-	interval, err := daemon.SdWatchdogEnabled(false)
-	if err != nil {
-		r.logf("systemd watchdog: %v", err)
-	}
-	if interval > 0 {
-		t := time.NewTicker(interval / 2)
-		defer t.Stop()
-		tick = t.C
-	}
+	w := r.watchdog()
+	defer w.stop()
 	s := stopper{proc: r.cmd.Process, shutdown: r.cfg.shutdownTimeout(), term: TermTimeout,
 		powerdown: func() error {
 			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -44,14 +35,8 @@ func (r *run) supervise(ctx context.Context) {
 			r.logf("%v: %s", sig, s.next())
 		case <-s.timer():
 			r.logf("QEMU still runs: %s", s.next())
-		case <-tick:
-			wctx, cancel := context.WithTimeout(ctx, interval/2)
-			if _, err := r.qmp.QueryStatus(wctx); err == nil {
-				r.notify("WATCHDOG=1")
-			} else {
-				r.logf("no watchdog ping: %v", err)
-			}
-			cancel()
+		case <-w.tick():
+			r.pingWatchdog(ctx, w.interval)
 		}
 	}
 }
