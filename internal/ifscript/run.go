@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/vishvananda/netlink"
@@ -205,24 +204,4 @@ func joinChanges(cs []tap.Change) string {
 		s[i] = c.String()
 	}
 	return strings.Join(s, ", ")
-}
-
-// atSecure is AT_SECURE from <linux/auxvec.h>.
-const atSecure = 23
-
-// Secure reports whether the process runs with privileges its caller did
-// not have (setuid, setgid or file capabilities), when the environment is
-// the caller's to choose and must be ignored.
-func Secure() bool {
-	auxv, err := unix.Auxv()
-	if err != nil {
-		// Without the auxiliary vector, compare the IDs as a fallback.
-		return os.Getuid() != os.Geteuid() || os.Getgid() != os.Getegid()
-	}
-	for _, kv := range auxv {
-		if kv[0] == atSecure {
-			return kv[1] != 0
-		}
-	}
-	return false
 }

@@ -4,13 +4,15 @@ import (
 	"os"
 
 	"github.com/coreos/go-systemd/v22/journal"
+
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/privs"
 )
 
 // OS returns the System of this process: its streams, its environment
-// unless Secure, and the journal where journald listens.
+// unless privs.Secure, and the journal where journald listens.
 func OS() *System {
 	s := &System{Stdout: os.Stdout, Stderr: os.Stderr}
-	if !Secure() {
+	if !privs.Secure() {
 		s.Env = os.Getenv
 	}
 	if journalListening() && journal.Enabled() {
