@@ -14,7 +14,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 PKG      := github.com/qemu-tap-helpers/qemu-tap-helpers
 LDFLAGS  := -s -w -X $(PKG)/internal/version.Version=$(VERSION)
 GOBUILD  := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
-CMDS     := qemu-ifup qemu-ifdown qemu-launch
+CMDS     := qemu-ifup qemu-ifdown qemu-launch qemu-bridge-helper
 BINS     := $(addprefix bin/,$(CMDS))
 
 .PHONY: all build test unit lint install uninstall clean help bench deps-bench guest demo deps-test

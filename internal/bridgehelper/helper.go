@@ -1,0 +1,254 @@
+// Package bridgehelper is qemu-bridge-helper: the program QEMU runs for
+// -netdev bridge (and for -netdev tap,helper=) to get a tap on a bridge
+// without being privileged itself. QEMU runs
+//
+//	HELPER --use-vnet --fd=N --br=BRIDGE
+//
+// (through /bin/sh -c when the helper string holds blanks) with N one end
+// of a unix socketpair. The helper checks the bridge against the ACL file,
+// creates a tap, makes it a port of the bridge as qemu-ifup would, sends
+// the tap's file descriptor back over the socket and exits 0. Any failure
+// is exit status 1 and one line on stderr; the tap is not persistent, so it
+// dies with the helper's descriptor and nothing is left behind.
+package bridgehelper
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/bridgeacl"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/ifconf"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/privs"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/version"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/bridge"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/tap"
+)
+
+// Name is the program's name in messages.
+const Name = "qemu-bridge-helper"
+
+// ACLPath is the ACL file. It is set at build time only (go build -ldflags
+// "-X .../internal/bridgehelper.ACLPath=FILE"), never from the
+// environment or the command line, which are the caller's to choose: for
+// distributions that keep it elsewhere (/etc/qemu-kvm/bridge.conf) and for
+// tests.
+var ACLPath = bridgeacl.DefaultPath
+
+// tapPattern is the name the kernel numbers, as upstream's helper asks.
+const tapPattern = "tap%d"
+
+const usage = "usage: " + Name + " [--use-vnet] --br=BRIDGE --fd=FD"
+
+const help = usage + `
+
+Creates a tap on BRIDGE for an unprivileged QEMU and passes its file
+descriptor back over the unix socket FD (QEMU's -netdev bridge,helper=).
+BRIDGE must be allowed by ` + "%s" + ` (allow NAME | allow all |
+deny NAME | deny all | include FILE; default deny, deny wins).
+The tap gets the bridge's MTU, a MAC starting with fe, promiscuous mode
+and is up, as qemu-ifup makes it (settings from /etc/qemu-ifup.conf).
+
+  --use-vnet   give the tap a virtio-net header if the kernel can
+  --help       show this help
+  --version    show the version
+
+Exit status: 0 done, 1 failed (one line on stderr, no tap left behind).
+`
+
+// Options are the parsed command line.
+type Options struct {
+	UseVnet bool
+	FD      int
+	Bridge  string
+	Help    bool
+	Version bool
+}
+
+// Parse parses the arguments after the program name, as upstream's helper
+// takes them: --use-vnet, --br=NAME and --fd=N in any order. A bridge name
+// longer than 15 bytes is refused here, before anything looks it up
+// (CVE-2019-13164: the kernel truncated it after the ACL had allowed the
+// whole string).
+func Parse(args []string) (Options, error) {
+	o := Options{FD: -1}
+	for _, a := range args {
+		key, val, hasVal := strings.Cut(a, "=")
+		switch {
+		case a == "--use-vnet":
+			o.UseVnet = true
+		case a == "--help" || a == "-h":
+			o.Help = true
+		case a == "--version":
+			o.Version = true
+		case key == "--br" && hasVal:
+			if o.Bridge != "" {
+				return o, errors.New("--br given twice")
+			}
+			if err := tap.ValidateName(val); err != nil {
+				return o, fmt.Errorf("--br: %w", err)
+			}
+			o.Bridge = val
+		case key == "--fd" && hasVal:
+			if o.FD != -1 {
+				return o, errors.New("--fd given twice")
+			}
+			n, err := strconv.Atoi(val)
+			if err != nil || n < 0 {
+				return o, fmt.Errorf("--fd=%s: not a file descriptor number", val)
+			}
+			o.FD = n
+		default:
+			return o, fmt.Errorf("unknown argument %q", a)
+		}
+	}
+	switch {
+	case o.Help || o.Version:
+	case o.Bridge == "":
+		return o, errors.New("missing --br=BRIDGE")
+	case o.FD == -1:
+		return o, errors.New("missing --fd=FD")
+	}
+	return o, nil
+}
+
+// A System is what a run takes from its process.
+type System struct {
+	Stdout, Stderr io.Writer
+	// Env reads the environment; nil when it must not be trusted.
+	Env func(string) string
+	// Secure is set when the helper runs with privileges its caller
+	// lacks: the ACL files must then be root's alone.
+	Secure bool
+	// ACLPath is the ACL file.
+	ACLPath string
+}
+
+// OS returns the System of this process.
+func OS() *System {
+	s := &System{Stdout: os.Stdout, Stderr: os.Stderr, Secure: privs.Secure(), ACLPath: ACLPath}
+	if !s.Secure {
+		s.Env = os.Getenv
+	}
+	return s
+}
+
+// Main runs the helper with the arguments after the program name and
+// returns the exit status: 0 done, 1 anything else (QEMU only tells 0
+// from the rest).
+func Main(args []string, sys *System) int {
+	o, err := Parse(args)
+	switch {
+	case err != nil:
+		fmt.Fprintf(sys.Stderr, "%s: %v (%s)\n", Name, err, usage)
+		return 1
+	case o.Help:
+		fmt.Fprintf(sys.Stdout, help, sys.ACLPath)
+		return 0
+	case o.Version:
+		fmt.Fprintf(sys.Stdout, "%s %s\n", Name, version.Version)
+		return 0
+	}
+	// Whoever runs it (a file capability, or root), nothing but
+	// CAP_NET_ADMIN is needed from here on.
+	if err := privs.KeepOnly(unix.CAP_NET_ADMIN); err != nil {
+		fmt.Fprintf(sys.Stderr, "%s: drop capabilities: %v\n", Name, err)
+		return 1
+	}
+	if err := Run(o, sys); err != nil {
+		fmt.Fprintf(sys.Stderr, "%s: %v\n", Name, err)
+		return 1
+	}
+	return 0
+}
+
+// Run does the work of one call: check the socket and the ACL, create the
+// tap, make it a port of the bridge and send it. On failure the tap is
+// closed, which removes it.
+func Run(o Options, sys *System) error {
+	if err := checkSocket(o.FD); err != nil {
+		return err
+	}
+	br := o.Bridge
+	if err := bridgeacl.CheckFile(sys.ACLPath, br, bridgeacl.Options{Strict: sys.Secure}); err != nil {
+		return err
+	}
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return fmt.Errorf("open netlink: %w", err)
+	}
+	defer h.Close()
+	// Look the bridge up before making a tap, so that a wrong name is
+	// reported as such.
+	if _, err := bridge.Get(h, br); err != nil {
+		return err
+	}
+	dev, err := tap.Create(tapPattern, o.UseVnet)
+	if err != nil {
+		return explainCreate(err)
+	}
+	defer dev.File.Close()
+	ch, err := ifconf.Resolve(dev.Name, ifconf.Env{Getenv: sys.Env})
+	if err != nil {
+		return fmt.Errorf("%s: %w", dev.Name, err)
+	}
+	port := ch.Port
+	port.Bridge = br
+	pl, err := tap.PlanUp(h, dev.Name, port)
+	if err != nil {
+		return err
+	}
+	if err := pl.Apply(h, nil); err != nil {
+		return err
+	}
+	if err := sendFD(o.FD, dev.File); err != nil {
+		return fmt.Errorf("%s: send to QEMU over --fd=%d: %w", dev.Name, o.FD, err)
+	}
+	return nil
+}
+
+// explainCreate adds what a user can do about the usual failures.
+func explainCreate(err error) error {
+	switch {
+	case errors.Is(err, unix.EACCES):
+		return fmt.Errorf("%w (the helper's users must be able to open /dev/net/tun: mode 0666, as udev makes it)", err)
+	case errors.Is(err, unix.EPERM):
+		return fmt.Errorf("%w (the helper needs CAP_NET_ADMIN: setcap cap_net_admin+ep on it, or run it as root)", err)
+	}
+	return err
+}
+
+// checkSocket makes sure fd is a unix socket, as QEMU's socketpair is,
+// before anything is created.
+func checkSocket(fd int) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		if errors.Is(err, unix.EBADF) {
+			return fmt.Errorf("--fd=%d: not an open file descriptor (QEMU passes one end of a unix socketpair)", fd)
+		}
+		return fmt.Errorf("--fd=%d: %w", fd, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return fmt.Errorf("--fd=%d: not a socket (QEMU passes one end of a unix socketpair)", fd)
+	}
+	dom, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
+	if err != nil {
+		return fmt.Errorf("--fd=%d: %w", fd, err)
+	}
+	if dom != unix.AF_UNIX {
+		return fmt.Errorf("--fd=%d: not a unix socket (QEMU passes one end of a unix socketpair)", fd)
+	}
+	return nil
+}
+
+// sendFD sends f over the unix socket fd as QEMU expects it: one byte of
+// payload carrying the descriptor in SCM_RIGHTS.
+func sendFD(fd int, f *os.File) error {
+	return unix.Sendmsg(fd, []byte{0}, unix.UnixRights(int(f.Fd())), nil, 0)
+}
