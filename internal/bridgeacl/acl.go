@@ -30,7 +30,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/tap"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
 )
 
 // DefaultPath is upstream's ACL file, the one QEMU's own helper reads.
@@ -115,7 +115,7 @@ func (a *ACL) load(path string, o Options, stack []string) error {
 		switch cmd {
 		case "allow", "deny":
 			if arg != "all" {
-				if err := tap.ValidateName(arg); err != nil {
+				if err := link.ValidateName(arg); err != nil {
 					return fmt.Errorf("%s:%d: %w", path, n, err)
 				}
 			}
@@ -208,7 +208,7 @@ func (a *ACL) Check(bridge string) error {
 // CheckFile loads the ACL at path and checks bridge against it, with an
 // error that says how to fix a missing file.
 func CheckFile(path, bridge string, o Options) error {
-	if err := tap.ValidateName(bridge); err != nil {
+	if err := link.ValidateName(bridge); err != nil {
 		return err
 	}
 	a, err := Load(path, o)

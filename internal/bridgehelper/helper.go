@@ -28,6 +28,7 @@ import (
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/privs"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/version"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/bridge"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/tap"
 )
 
@@ -91,7 +92,7 @@ func Parse(args []string) (Options, error) {
 			if o.Bridge != "" {
 				return o, errors.New("--br given twice")
 			}
-			if err := tap.ValidateName(val); err != nil {
+			if err := link.ValidateName(val); err != nil {
 				return o, fmt.Errorf("--br: %w", err)
 			}
 			o.Bridge = val

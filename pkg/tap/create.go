@@ -5,6 +5,8 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
 )
 
 // A Device is a tap created by Create: it exists as long as File is open.
@@ -27,7 +29,7 @@ type Device struct {
 //
 // Equivalent to what QEMU does for -netdev tap without ifname=.
 func Create(name string, vnetHdr bool) (*Device, error) {
-	if err := ValidateName(name); err != nil {
+	if err := link.ValidateName(name); err != nil {
 		return nil, err
 	}
 	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
