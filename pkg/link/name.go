@@ -1,5 +1,3 @@
-// Package link reads and changes network interfaces over rtnetlink, and
-// checks interface names.
 package link
 
 import (

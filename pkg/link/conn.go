@@ -1,0 +1,200 @@
+package link
+
+import (
+	"encoding/binary"
+	"errors"
+	"strconv"
+
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
+)
+
+// ErrNotFound matches (with errors.Is) the error of a request about an
+// interface that does not exist: a lookup by a name or an index nobody
+// has, or a change to an interface that vanished. Such an error also
+// matches unix.ENODEV, the errno the kernel answers with.
+var ErrNotFound = errors.New("no such interface")
+
+// An Errno is an error the kernel answered a request with. It matches its
+// errno with errors.Is (unix.ENODEV, unix.EPERM...), and ENODEV also matches
+// ErrNotFound.
+type Errno struct {
+	Err unix.Errno
+}
+
+func (e *Errno) Error() string { return e.Err.Error() }
+
+// Unwrap returns the errno.
+func (e *Errno) Unwrap() error { return e.Err }
+
+// Is makes ENODEV match ErrNotFound.
+func (e *Errno) Is(target error) bool {
+	return target == ErrNotFound && e.Err == unix.ENODEV
+}
+
+var _ error = &Errno{}
+
+// recvSize is the receive buffer: a link's RTM_NEWLINK without VF details
+// takes a few KiB, and netlink never splits a message across datagrams.
+const recvSize = 32 << 10
+
+// A Conn is a NETLINK_ROUTE socket. It lives in the network namespace of the
+// thread that opened it, whatever thread uses it later: to work in another
+// namespace, open it from a thread locked into that namespace.
+//
+// The socket is a plain blocking one (no runtime poller, no deadlines): the
+// kernel answers a route request before sendmsg returns, so a reply is
+// always waiting. A Conn serves one goroutine at a time.
+type Conn struct {
+	fd  int
+	seq uint32
+	buf []byte
+}
+
+// Open opens a NETLINK_ROUTE socket in the calling thread's network
+// namespace.
+func Open() (*Conn, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, &Errno{Err: err.(unix.Errno)}
+	}
+	return &Conn{fd: fd}, nil
+}
+
+// Close closes the socket.
+func (c *Conn) Close() error {
+	if c.fd < 0 {
+		return nil
+	}
+	err := unix.Close(c.fd)
+	c.fd = -1
+	return err
+}
+
+// roundTrip sends req and waits for its answer: the payload of the reply of
+// type want for a lookup, or the kernel's acknowledgement (want 0, the
+// request carrying NLM_F_ACK) for a change.
+//
+// A reply lost to a full receive buffer (ENOBUFS) is asked for once more:
+// every request this package makes is idempotent (a lookup, or setting an
+// attribute to a value), so repeating one is harmless.
+func (c *Conn) roundTrip(req *nl.NetlinkRequest, want uint16) ([]byte, error) {
+	if c.fd < 0 {
+		return nil, &Errno{Err: unix.EBADF}
+	}
+	if c.buf == nil {
+		c.buf = make([]byte, recvSize)
+	}
+	for attempt := 0; ; attempt++ {
+		c.seq++
+		// nl numbers requests from a global counter; this socket's own
+		// sequence is enough to pair replies with requests.
+		req.Seq = c.seq
+		payload, err := c.exchange(req.Serialize(), req.Seq, want)
+		if errors.Is(err, unix.ENOBUFS) && attempt == 0 {
+			continue
+		}
+		return payload, err
+	}
+}
+
+// exchange sends one request and reads datagrams until its answer.
+func (c *Conn) exchange(msg []byte, seq uint32, want uint16) (payload []byte, err error) {
+	if err := unix.Sendto(c.fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return nil, &Errno{Err: errnoOf(err)}
+	}
+	for {
+		n, _, rflags, from, err := unix.Recvmsg(c.fd, c.buf, nil, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &Errno{Err: errnoOf(err)}
+		}
+		if rflags&unix.MSG_TRUNC != 0 {
+			return nil, errors.New("netlink reply larger than " + strconv.Itoa(len(c.buf)) + " bytes")
+		}
+		// Only the kernel (port 0) answers; another process may write to
+		// this socket's port, and is ignored.
+		if sa, ok := from.(*unix.SockaddrNetlink); !ok || sa.Pid != 0 {
+			continue
+		}
+		p, done, err := scan(c.buf[:n], seq, want)
+		if p != nil && payload == nil {
+			// p points into c.buf, which the next datagram overwrites.
+			payload = append([]byte(nil), p...)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if done {
+			return payload, nil
+		}
+	}
+}
+
+func errnoOf(err error) unix.Errno {
+	var e unix.Errno
+	if errors.As(err, &e) {
+		return e
+	}
+	return unix.EIO
+}
+
+// scan reads one datagram for the answer to request seq: the payload of a
+// message of type want, or an NLMSG_ERROR (an error, or with errno 0 the
+// acknowledgement). Messages of other requests (left over after a lost
+// reply) are skipped. done is false when the answer has yet to come: the
+// acknowledgement after a reply, or the rest of a multi-part reply.
+func scan(b []byte, seq uint32, want uint16) (payload []byte, done bool, err error) {
+	for len(b) > 0 {
+		if len(b) < unix.SizeofNlMsghdr {
+			return nil, true, errors.New("netlink: truncated message header")
+		}
+		ln := binary.NativeEndian.Uint32(b[0:4])
+		typ := binary.NativeEndian.Uint16(b[4:6])
+		flags := binary.NativeEndian.Uint16(b[6:8])
+		mseq := binary.NativeEndian.Uint32(b[8:12])
+		if ln < unix.SizeofNlMsghdr || int(ln) > len(b) {
+			return nil, true, errors.New("netlink: message length " + strconv.Itoa(int(ln)) + " out of range")
+		}
+		data := b[unix.SizeofNlMsghdr:ln]
+		if next := nlmAlign(int(ln)); next < len(b) {
+			b = b[next:]
+		} else {
+			b = nil
+		}
+		if mseq != seq {
+			continue
+		}
+		switch typ {
+		case unix.NLMSG_NOOP:
+			continue
+		case unix.NLMSG_OVERRUN:
+			return nil, true, &Errno{Err: unix.ENOBUFS}
+		case unix.NLMSG_DONE:
+			return payload, true, nil
+		case unix.NLMSG_ERROR:
+			if len(data) < 4 {
+				return nil, true, errors.New("netlink: truncated error message")
+			}
+			if e := int32(binary.NativeEndian.Uint32(data[0:4])); e != 0 {
+				return nil, true, &Errno{Err: unix.Errno(-e)}
+			}
+			return payload, true, nil
+		case want:
+			// Keep the first part: a lookup answers with one message.
+			if payload == nil {
+				payload = data
+			}
+			if flags&unix.NLM_F_MULTI == 0 && want != 0 {
+				return payload, true, nil
+			}
+		}
+	}
+	return payload, false, nil
+}
+
+func nlmAlign(n int) int {
+	return (n + unix.NLMSG_ALIGNTO - 1) &^ (unix.NLMSG_ALIGNTO - 1)
+}
