@@ -195,7 +195,7 @@ func Run(o Options, sys *System) error {
 		return explainCreate(err)
 	}
 	defer dev.File.Close()
-	ch, err := ifconf.Resolve(dev.Name, ifconf.Env{Getenv: sys.Env})
+	ch, err := ifconf.ResolveConfig(dev.Name, ifconf.Env{Getenv: sys.Env})
 	if err != nil {
 		return fmt.Errorf("%s: %w", dev.Name, err)
 	}

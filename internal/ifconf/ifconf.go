@@ -262,3 +262,30 @@ func (ch *Choice) applyAll(entries []unitfile.Entry, file string) {
 		}
 	}
 }
+
+// ResolveConfig works out the settings the config file alone gives the
+// tap called ifname, for a caller that chose the bridge itself (the bridge
+// helper, whose tap qemu-launch did not name): no record, no QEMU_BRIDGE.
+func ResolveConfig(ifname string, env Env) (Choice, error) {
+	ch := Choice{
+		Port: tap.Port{Bridge: DefaultBridge, MAC: tap.MACHigh, Promisc: true},
+		From: "default",
+	}
+	cfgPath := env.ConfigPath()
+	data, err := os.ReadFile(cfgPath)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return ch, fmt.Errorf("read config: %w", err)
+	default:
+		c, err := ParseConfig(cfgPath, data)
+		if err != nil {
+			return ch, err
+		}
+		ch.applyAll(c.Defaults, cfgPath)
+		if r := c.Match(ifname); r != nil {
+			ch.applyAll(r.Entries, cfgPath)
+		}
+	}
+	return ch, nil
+}

@@ -123,13 +123,19 @@ type vm struct {
 // everything it started, when the test ends.
 func startVM(t *testing.T, ns *nstest.NS, env []string, argv ...string) *vm {
 	t.Helper()
+	return startVMAs(t, ns, nil, env, argv...)
+}
+
+// startVMAs is startVM as the user of cred (nil: as the test).
+func startVMAs(t *testing.T, ns *nstest.NS, cred *syscall.Credential, env []string, argv ...string) *vm {
+	t.Helper()
 	t.Logf("in %s: %s", ns.Name, strings.Join(argv, " "))
 	v := &vm{done: make(chan struct{})}
 	v.cmd = exec.Command(argv[0], argv[1:]...)
 	v.cmd.Env = append(os.Environ(), env...)
 	v.cmd.Stderr = &v.stderr
 	// Its own process group, so that cleanup reaches QEMU's children too.
-	v.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	v.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred}
 	// A pipe of our own: EOF comes when every process holding it exited,
 	// and Wait does not wait for the reader.
 	r, w, err := os.Pipe()

@@ -1,0 +1,138 @@
+package nstest
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+)
+
+// Tests of unprivileged use: a user who is not root, helpers that hold a
+// file capability, /dev/net/tun opened to everyone.
+
+// Nobody returns the credentials of the user "nobody", with no
+// supplementary groups: a caller with no privileges at all.
+func Nobody(t testing.TB) *syscall.Credential {
+	t.Helper()
+	u, err := user.Lookup("nobody")
+	if err != nil {
+		t.Fatalf("user nobody: %v", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}
+}
+
+// PublicDir returns a new directory every user may read and enter (a
+// test's TempDir is root's alone), removed when the test ends.
+func PublicDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "qth-pub-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// RequireTool skips (or, under QTH_REQUIRE_INTEGRATION=1, fails) a test
+// that needs a program the machine lacks.
+func RequireTool(t testing.TB, name, pkg string) {
+	t.Helper()
+	if _, err := exec.LookPath(name); err == nil {
+		return
+	}
+	why := fmt.Sprintf("test needs %s (Debian package %s; make test installs it as root)", name, pkg)
+	if os.Getenv(EnvRequire) == "1" {
+		t.Fatalf("%s (%s=1 forbids skipping)", why, EnvRequire)
+	}
+	t.Skip(why)
+}
+
+// SetCap gives the file at path the file capabilities caps, as setcap
+// takes them ("cap_net_admin+ep").
+func SetCap(t testing.TB, path, caps string) {
+	t.Helper()
+	RequireTool(t, "setcap", "libcap2-bin")
+	if out, err := exec.Command("setcap", caps, path).CombinedOutput(); err != nil {
+		t.Fatalf("setcap %s %s: %v: %s", caps, path, err, out)
+	}
+}
+
+// CapCopy copies the binary src into dir and gives the copy the file
+// capabilities caps: what a package installs, without touching src.
+func CapCopy(t testing.TB, src, dir, caps string) string {
+	t.Helper()
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(dir, filepath.Base(src))
+	if err := os.WriteFile(dst, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	SetCap(t, dst, caps)
+	return dst
+}
+
+// BuildBridgeHelper builds qemu-bridge-helper into dir with its ACL file
+// at acl (a build-time setting: the helper takes it from nowhere else).
+func BuildBridgeHelper(t testing.TB, dir, acl string) string {
+	t.Helper()
+	root, err := ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "qemu-bridge-helper")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", out,
+		"-ldflags", "-X github.com/qemu-tap-helpers/qemu-tap-helpers/internal/bridgehelper.ACLPath="+acl,
+		"./cmd/qemu-bridge-helper")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build qemu-bridge-helper: %v\n%s", err, b)
+	}
+	return out
+}
+
+// tunPath is the tun/tap clone device.
+const tunPath = "/dev/net/tun"
+
+// OpenTun makes /dev/net/tun readable and writable by every user, as udev
+// makes it on a normal host (the build machines keep it 0600), and puts
+// its mode back when the test ends, also when it fails. Tests that do so
+// take turns through a lock, so that one never restores the mode under
+// another.
+func OpenTun(t testing.TB) {
+	t.Helper()
+	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "qth-dev-net-tun.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		lock.Close()
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(tunPath)
+	if err != nil {
+		lock.Close()
+		t.Fatal(err)
+	}
+	mode := fi.Mode().Perm()
+	t.Cleanup(func() {
+		if err := os.Chmod(tunPath, mode); err != nil {
+			t.Errorf("restore the mode of %s: %v", tunPath, err)
+		}
+		lock.Close()
+	})
+	if err := os.Chmod(tunPath, 0o666); err != nil {
+		t.Fatal(err)
+	}
+}
