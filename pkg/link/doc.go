@@ -1,6 +1,7 @@
 // Package link looks up network interfaces and changes the few attributes
-// the helpers set (MTU, MAC, master, promiscuity, up) over rtnetlink, and
-// checks interface names.
+// the helpers set (MTU, MAC, master, promiscuity, up, and a bridge port's
+// isolated, learning and flood flags and static forwarding entries) over
+// rtnetlink, and checks interface names.
 //
 // It builds and parses messages with vishvananda/netlink's nl package and
 // sends them over a plain blocking socket: a short-lived helper so avoids

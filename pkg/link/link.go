@@ -35,6 +35,9 @@ type Link struct {
 	MasterIndex int
 	// Tun holds a tun device's settings; nil unless Kind is "tun".
 	Tun *Tun
+	// BridgePort holds the port flags of a port of a Linux bridge; nil
+	// unless the interface is one (IFLA_INFO_SLAVE_KIND "bridge").
+	BridgePort *BridgePort
 }
 
 // Up reports whether the interface was set up (IFF_UP).
@@ -171,6 +174,8 @@ func parseLink(b []byte) (*Link, error) {
 		return nil, errors.New("netlink: malformed link attributes")
 	}
 	var data []byte // IFLA_INFO_DATA, read once the kind is known
+	var portKind string
+	var portData []byte // IFLA_INFO_SLAVE_DATA, numbered per master kind
 	for _, a := range attrs {
 		v := a.Value
 		switch a.Attr.Type {
@@ -200,6 +205,10 @@ func parseLink(b []byte) (*Link, error) {
 					l.Kind = cString(i.Value)
 				case unix.IFLA_INFO_DATA:
 					data = i.Value
+				case unix.IFLA_INFO_SLAVE_KIND:
+					portKind = cString(i.Value)
+				case unix.IFLA_INFO_SLAVE_DATA:
+					portData = i.Value
 				}
 			}
 		}
@@ -211,6 +220,13 @@ func parseLink(b []byte) (*Link, error) {
 			return nil, err
 		}
 		l.Tun = t
+	}
+	if portKind == "bridge" {
+		p, err := parseBridgePort(portData)
+		if err != nil {
+			return nil, err
+		}
+		l.BridgePort = p
 	}
 	return l, nil
 }

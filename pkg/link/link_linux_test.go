@@ -127,6 +127,21 @@ func fromNetlink(l netlink.Link, want *link.Link) *link.Link {
 	return got
 }
 
+// fromNetlinkPort is fromNetlink of the interface called name, with the
+// port flags netlink reads when the interface is a port of a bridge.
+func fromNetlinkPort(t *testing.T, n *nstest.NS, name string, want *link.Link) *link.Link {
+	t.Helper()
+	l := n.Link(t, name)
+	got := fromNetlink(l, want)
+	if l.Attrs().MasterIndex == 0 {
+		return got
+	}
+	if m, err := n.Handle.LinkByIndex(l.Attrs().MasterIndex); err == nil && m.Type() == "bridge" {
+		got.BridgePort = protinfo(t, n, name)
+	}
+	return got
+}
+
 func TestByNameMatchesNetlink(t *testing.T) {
 	n := nstest.New(t)
 	c := open(t, n)
@@ -175,7 +190,7 @@ func TestByNameMatchesNetlink(t *testing.T) {
 			if diff := cmp.Diff(tt.tun, got.Tun); diff != "" {
 				t.Errorf("ByName(%q).Tun (-want +got):\n%s", tt.name, diff)
 			}
-			want := fromNetlink(n.Link(t, tt.name), got)
+			want := fromNetlinkPort(t, n, tt.name, got)
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("ByName(%q) against netlink (-want +got):\n%s", tt.name, diff)
 			}
@@ -218,11 +233,14 @@ func TestSetters(t *testing.T) {
 	}{
 		{"mtu", func() error { return c.SetMTU(tap, 1400) }, func(l *link.Link) { l.MTU = 1400 }},
 		{"mac", func() error { return c.SetMAC(tap, mac) }, func(l *link.Link) { l.MAC = mac }},
-		{"master", func() error { return c.SetMaster(tap, br.Index) }, func(l *link.Link) { l.MasterIndex = br.Index }},
+		{"master", func() error { return c.SetMaster(tap, br.Index) }, func(l *link.Link) {
+			l.MasterIndex = br.Index
+			l.BridgePort = &link.BridgePort{Learning: true, UnicastFlood: true} // a new port's flags
+		}},
 		{"promisc on", func() error { return c.SetPromisc(tap, true) }, func(l *link.Link) { l.Flags |= unix.IFF_PROMISC }},
 		{"up", func() error { return c.SetUp(tap, true) }, func(l *link.Link) { l.Flags |= unix.IFF_UP }},
 		{"promisc off", func() error { return c.SetPromisc(tap, false) }, func(l *link.Link) { l.Flags &^= unix.IFF_PROMISC }},
-		{"nomaster", func() error { return c.SetMaster(tap, 0) }, func(l *link.Link) { l.MasterIndex = 0 }},
+		{"nomaster", func() error { return c.SetMaster(tap, 0) }, func(l *link.Link) { l.MasterIndex, l.BridgePort = 0, nil }},
 		{"nomaster again", func() error { return c.SetMaster(tap, 0) }, func(*link.Link) {}},
 		{"down", func() error { return c.SetUp(tap, false) }, func(l *link.Link) { l.Flags &^= unix.IFF_UP }},
 	}
@@ -245,7 +263,7 @@ func TestSetters(t *testing.T) {
 		if diff := cmp.Diff(&wantCmp, &gotCmp); diff != "" {
 			t.Errorf("after %s (-want +got):\n%s", s.name, diff)
 		}
-		if diff := cmp.Diff(fromNetlink(n.Link(t, "tap0"), got), got); diff != "" {
+		if diff := cmp.Diff(fromNetlinkPort(t, n, "tap0", got), got); diff != "" {
 			t.Errorf("after %s, against netlink (-want +got):\n%s", s.name, diff)
 		}
 	}

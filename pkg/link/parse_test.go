@@ -264,3 +264,41 @@ func TestErrno(t *testing.T) {
 		}
 	}
 }
+
+// TestParseBridgePort reads a port's IFLA_INFO_SLAVE_DATA; a flag the kernel
+// leaves out (an old kernel without isolation) reads as off.
+func TestParseBridgePort(t *testing.T) {
+	port := func(kind string, flags ...*nl.RtAttr) []byte {
+		info := nl.NewRtAttr(unix.IFLA_LINKINFO, nil)
+		info.AddRtAttr(unix.IFLA_INFO_KIND, nl.ZeroTerminated("veth"))
+		info.AddRtAttr(unix.IFLA_INFO_SLAVE_KIND, nl.ZeroTerminated(kind))
+		d := info.AddRtAttr(unix.IFLA_INFO_SLAVE_DATA, nil)
+		for _, f := range flags {
+			d.AddChild(f)
+		}
+		return ifinfo(4, 0, info)
+	}
+	flag := func(attr int, on byte) *nl.RtAttr { return nl.NewRtAttr(attr, []byte{on}) }
+	tests := []struct {
+		name string
+		msg  []byte
+		want *BridgePort
+	}{
+		{"all three on", port("bridge", flag(nl.IFLA_BRPORT_ISOLATED, 1), flag(nl.IFLA_BRPORT_LEARNING, 1), flag(nl.IFLA_BRPORT_UNICAST_FLOOD, 1)),
+			&BridgePort{Isolated: true, Learning: true, UnicastFlood: true}},
+		{"learning off, no isolated attribute", port("bridge", flag(nl.IFLA_BRPORT_LEARNING, 0), flag(nl.IFLA_BRPORT_UNICAST_FLOOD, 1)),
+			&BridgePort{UnicastFlood: true}},
+		{"a bond's port is no bridge port", port("bond", flag(nl.IFLA_BRPORT_ISOLATED, 1)), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l, err := parseLink(tt.msg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, l.BridgePort); diff != "" {
+				t.Errorf("BridgePort (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
