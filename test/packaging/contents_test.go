@@ -45,23 +45,28 @@ func want(packager string) map[string]entry {
 	man := func(src string) entry { return entry{kind: 'f', mode: 0o644, src: src, gz: true} }
 	link := func(target string) entry { return entry{kind: 'l', target: target} }
 	w := map[string]entry{
-		libexec:                                        dir,
-		libexec + "/qemu-ifup":                         bin,
-		libexec + "/qemu-ifdown":                       bin,
-		libexec + "/qemu-launch":                       bin,
-		"/usr/bin/qemu-launch":                         link("../libexec/qemu-tap-helpers/qemu-launch"),
-		"/etc/qemu-ifup":                               link(libexec + "/qemu-ifup"),
-		"/etc/qemu-ifdown":                             link(libexec + "/qemu-ifdown"),
-		"/etc/qemu-ifup.conf":                          file("packaging/examples/qemu-ifup.conf"),
-		"/etc/qemu-launch":                             dir,
-		"/etc/qemu-launch/vm.conf.example":             file("packaging/examples/vm.conf"),
+		libexec:                  dir,
+		libexec + "/qemu-ifup":   bin,
+		libexec + "/qemu-ifdown": bin,
+		libexec + "/qemu-launch": bin,
+		"/usr/bin/qemu-launch":   link("../libexec/qemu-tap-helpers/qemu-launch"),
+		"/etc/qemu-ifup":         link(libexec + "/qemu-ifup"),
+		"/etc/qemu-ifdown":       link(libexec + "/qemu-ifdown"),
+		"/etc/qemu-ifup.conf":    file("packaging/examples/qemu-ifup.conf"),
+		"/etc/qemu-launch":       dir,
 		"/usr/lib/systemd/system/qemu-launch@.service": file("packaging/systemd/qemu-launch@.service"),
 		"/usr/share/man/man8/qemu-ifup.8.gz":           man("packaging/man/qemu-ifup.8"),
 		"/usr/share/man/man8/qemu-ifdown.8.gz":         man("packaging/man/qemu-ifdown.8"),
 		"/usr/share/man/man8/qemu-launch.8.gz":         man("packaging/man/qemu-launch.8"),
 		"/usr/share/man/man5/qemu-ifup.conf.5.gz":      man("packaging/man/qemu-ifup.conf.5"),
-		docDir:                dir,
-		docDir + "/README.md": file("README.md"),
+		docDir:                                       dir,
+		docDir + "/README.md":                        file("README.md"),
+		docDir + "/examples":                         dir,
+		docDir + "/examples/networkd":                dir,
+		docDir + "/examples/vm.conf":                 file("packaging/examples/vm.conf"),
+		docDir + "/examples/virbr0-nat.nft":          file("packaging/examples/virbr0-nat.nft"),
+		docDir + "/examples/networkd/virbr0.netdev":  file("packaging/examples/networkd/virbr0.netdev"),
+		docDir + "/examples/networkd/virbr0.network": file("packaging/examples/networkd/virbr0.network"),
 	}
 	switch packager {
 	case "deb":
@@ -77,7 +82,7 @@ func want(packager string) map[string]entry {
 // wantConffiles are the files upgrades must not overwrite. /etc/qemu-ifup
 // and /etc/qemu-ifdown must never be among them: dpkg cannot divert a
 // conffile the diverting package ships.
-var wantConffiles = []string{"/etc/qemu-ifup.conf", "/etc/qemu-launch/vm.conf.example"}
+var wantConffiles = []string{"/etc/qemu-ifup.conf"}
 
 // readTar reads a whole tar stream into entries keyed by absolute path.
 func readTar(r io.Reader) (map[string]entry, error) {
