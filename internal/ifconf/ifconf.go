@@ -26,11 +26,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
 	"strconv"
 	"strings"
 
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/rundir"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/unitfile"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/tap"
@@ -45,6 +45,10 @@ const (
 	EnvBridge = "QEMU_BRIDGE"
 	EnvConfig = "QEMU_IFUP_CONFIG"
 	EnvRunDir = "QEMU_TAP_HELPERS_RUNDIR"
+
+	// MaxConfig bounds the config file's size, checked before reading
+	// it whole.
+	MaxConfig = unitfile.MaxSize
 )
 
 // A Rule is an [Interface] section: settings for the taps whose name
@@ -180,6 +184,10 @@ type Env struct {
 	// trusted (a setuid or file-capability run, see Secure) and only
 	// the default paths are used.
 	Getenv func(string) string
+	// Records is the namespace's run directory; nil: no record is read.
+	Records *rundir.Dir
+	// Logf says what Resolve did on the side (a stale record removed).
+	Logf func(string)
 }
 
 func (e Env) get(key string) string {
@@ -197,7 +205,8 @@ func (e Env) ConfigPath() string {
 	return DefaultConfigPath
 }
 
-// RunDir is where qemu-launch leaves per-interface records.
+// RunDir is the base of the run directories (package rundir), where
+// qemu-launch leaves per-interface records and the helpers take locks.
 func (e Env) RunDir() string {
 	if d := e.get(EnvRunDir); d != "" {
 		return d
@@ -222,7 +231,7 @@ func Resolve(ifname string, env Env) (Choice, error) {
 		From: "default",
 	}
 	cfgPath := env.ConfigPath()
-	data, err := os.ReadFile(cfgPath)
+	data, err := rundir.ReadFile(cfgPath, MaxConfig)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
@@ -243,7 +252,10 @@ func Resolve(ifname string, env Env) (Choice, error) {
 		}
 		ch.Port.Bridge, ch.From = br, EnvBridge
 	}
-	rec, err := ReadRecord(env.RunDir(), ifname)
+	if env.Records == nil {
+		return ch, nil
+	}
+	rec, err := ReadRecord(env.Records, ifname, env.Logf)
 	if err != nil {
 		return ch, err
 	}

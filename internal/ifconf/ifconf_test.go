@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/rundir"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/tap"
 )
@@ -43,10 +44,11 @@ func TestResolve(t *testing.T) {
 	dir := t.TempDir()
 	cfg := writeFile(t, dir, "qemu-ifup.conf", sample)
 	runDir := filepath.Join(dir, "run")
-	if err := WriteRecord(runDir, "rt-rec", Settings{Bridge: "br-launch", MTU: 1400}); err != nil {
+	d := openRunDir(t, runDir)
+	if err := WriteRecord(d, "rt-rec", Settings{Bridge: "br-launch", MTU: 1400}); err != nil {
 		t.Fatal(err)
 	}
-	recPath := filepath.Join(runDir, "rt-rec.conf")
+	recPath := d.RecordPath("rt-rec")
 	builtin := tap.Port{Bridge: "virbr0", MAC: tap.MACHigh, Promisc: true}
 
 	tests := []struct {
@@ -74,7 +76,7 @@ func TestResolve(t *testing.T) {
 			for k, v := range tt.env {
 				env[k] = v
 			}
-			got, err := Resolve(tt.ifname, Env{Getenv: func(k string) string { return env[k] }})
+			got, err := Resolve(tt.ifname, Env{Getenv: func(k string) string { return env[k] }, Records: d})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -98,9 +100,8 @@ func TestResolveErrors(t *testing.T) {
 	dir := t.TempDir()
 	bad := writeFile(t, dir, "bad.conf", "[Defaults]\nBridge=virbr0\nMTU=jumbo\n")
 	good := writeFile(t, dir, "good.conf", "")
-	runDir := filepath.Join(dir, "run")
-	os.MkdirAll(runDir, 0o755)
-	writeFile(t, runDir, "tap9.conf", "[Interface]\nColour=blue\n")
+	d := openRunDir(t, filepath.Join(dir, "run"))
+	writeFile(t, d.Path, "tap9.conf", "[Interface]\nColour=blue\n")
 	tests := []struct {
 		name, ifname string
 		env          map[string]string
@@ -109,12 +110,12 @@ func TestResolveErrors(t *testing.T) {
 		{"bad config", "tap0", map[string]string{EnvConfig: bad}, bad + `:3: MTU: "jumbo" is not "bridge" or a number from 68 to 65535`},
 		{"bad QEMU_BRIDGE", "tap0", map[string]string{EnvConfig: good, EnvBridge: "br 0"}, `QEMU_BRIDGE: invalid interface name "br 0": contains whitespace`},
 		{"long QEMU_BRIDGE", "tap0", map[string]string{EnvConfig: good, EnvBridge: "virbr0-is-too-long"}, `QEMU_BRIDGE: invalid interface name "virbr0-is-too-long": 18 bytes, longer than 15`},
-		{"bad record", "tap9", map[string]string{EnvConfig: good, EnvRunDir: runDir}, filepath.Join(runDir, "tap9.conf") + `:2: unknown key "Colour"`},
-		{"unreadable config", "tap0", map[string]string{EnvConfig: dir}, "read config: read " + dir + ": is a directory"},
+		{"bad record", "tap9", map[string]string{EnvConfig: good}, d.RecordPath("tap9") + `:2: unknown key "Colour"`},
+		{"unreadable config", "tap0", map[string]string{EnvConfig: dir}, "read config: " + dir + ": not a regular file but a directory"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Resolve(tt.ifname, Env{Getenv: func(k string) string { return tt.env[k] }})
+			_, err := Resolve(tt.ifname, Env{Getenv: func(k string) string { return tt.env[k] }, Records: d})
 			if err == nil || err.Error() != tt.want {
 				t.Errorf("Resolve error = %v, want %s", err, tt.want)
 			}
@@ -146,15 +147,16 @@ func TestParseConfigErrors(t *testing.T) {
 }
 
 func TestRecordRoundTrip(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "run")
-	if r, err := ReadRecord(dir, "tap0"); r != nil || err != nil {
+	d := openRunDir(t, filepath.Join(t.TempDir(), "run"))
+	dir := d.Path
+	if r, err := ReadRecord(d, "tap0", nil); r != nil || err != nil {
 		t.Fatalf("ReadRecord of a missing record = %v, %v", r, err)
 	}
 	s := Settings{Bridge: "br1", MTU: 9000, MAC: "keep"}
-	if err := WriteRecord(dir, "tap0", s); err != nil {
+	if err := WriteRecord(d, "tap0", s); err != nil {
 		t.Fatal(err)
 	}
-	r, err := ReadRecord(dir, "tap0")
+	r, err := ReadRecord(d, "tap0", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,10 +169,10 @@ func TestRecordRoundTrip(t *testing.T) {
 	if want := (tap.Port{Bridge: "br1", MTU: 9000, MAC: tap.MACKeep}); p != want {
 		t.Errorf("record gives %+v, want %+v", p, want)
 	}
-	if err := RemoveRecord(dir, "tap0"); err != nil {
+	if err := RemoveRecord(d, "tap0"); err != nil {
 		t.Fatal(err)
 	}
-	if err := RemoveRecord(dir, "tap0"); err != nil {
+	if err := RemoveRecord(d, "tap0"); err != nil {
 		t.Errorf("second RemoveRecord: %v", err)
 	}
 	entries, _ := os.ReadDir(dir)
@@ -180,7 +182,8 @@ func TestRecordRoundTrip(t *testing.T) {
 }
 
 func TestWriteRecordRejects(t *testing.T) {
-	dir := t.TempDir()
+	d := openRunDir(t, filepath.Join(t.TempDir(), "run"))
+	dir := d.Path
 	for _, tt := range []struct {
 		ifname string
 		s      Settings
@@ -191,7 +194,7 @@ func TestWriteRecordRejects(t *testing.T) {
 		{"tap0", Settings{MTU: 10}, `record for tap0: MTU: "10" is not "bridge" or a number from 68 to 65535`},
 		{"tap0", Settings{MAC: "x"}, `record for tap0: MAC: MAC policy "x" is neither high nor keep`},
 	} {
-		err := WriteRecord(dir, tt.ifname, tt.s)
+		err := WriteRecord(d, tt.ifname, tt.s)
 		if err == nil || err.Error() != tt.want {
 			t.Errorf("WriteRecord(%q, %+v) = %v, want %s", tt.ifname, tt.s, err, tt.want)
 		}
@@ -240,4 +243,14 @@ func FuzzParseConfig(f *testing.F) {
 			}
 		}
 	})
+}
+
+func openRunDir(t *testing.T, base string) *rundir.Dir {
+	t.Helper()
+	d, err := rundir.Open(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
 }

@@ -1,21 +1,18 @@
 package ifconf
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/rundir"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/unitfile"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/tap"
 )
 
 // A Record is what qemu-launch wants for one tap it named: a file
-// DIR/IFNAME.conf holding one [Interface] section with the keys of the
+// IFNAME.conf in the namespace's run directory (package rundir) holding one [Interface] section with the keys of the
 // config file (Name= excepted). qemu-ifup reads it first; qemu-ifdown
 // removes it.
 type Record struct {
@@ -30,20 +27,21 @@ type Settings struct {
 	MAC    string // "high" or "keep"
 }
 
-func recordPath(dir, ifname string) string {
-	return filepath.Join(dir, ifname+".conf")
-}
-
-// ReadRecord returns the record for ifname, or nil if there is none.
-func ReadRecord(dir, ifname string) (*Record, error) {
-	p := recordPath(dir, ifname)
-	data, err := os.ReadFile(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+// ReadRecord returns the record for ifname in d, or nil if there is none.
+// A record its launcher left behind (killed before it could clean up) is
+// removed, said through logf, and not used.
+func ReadRecord(d *rundir.Dir, ifname string, logf func(string)) (*Record, error) {
+	data, stale, err := d.ReadRecord(ifname)
+	if stale != nil && logf != nil {
+		logf(stale.Error())
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read record: %w", err)
 	}
+	if data == nil {
+		return nil, nil
+	}
+	p := d.RecordPath(ifname)
 	secs, err := unitfile.Parse(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
@@ -63,9 +61,9 @@ func ReadRecord(dir, ifname string) (*Record, error) {
 	return r, nil
 }
 
-// WriteRecord leaves s for qemu-ifup ifname, replacing any earlier record
-// atomically so that a concurrent qemu-ifup never reads half a file.
-func WriteRecord(dir, ifname string, s Settings) error {
+// WriteRecord leaves s for qemu-ifup ifname in d, replacing any earlier
+// record atomically so that a concurrent qemu-ifup never reads half a file.
+func WriteRecord(d *rundir.Dir, ifname string, s Settings) error {
 	if err := link.ValidateName(ifname); err != nil {
 		return err
 	}
@@ -93,35 +91,13 @@ func WriteRecord(dir, ifname string, s Settings) error {
 			return err
 		}
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("record for %s: %w", ifname, err)
-	}
-	tmp, err := os.CreateTemp(dir, "."+ifname+".*")
-	if err != nil {
-		return fmt.Errorf("record for %s: %w", ifname, err)
-	}
-	_, werr := tmp.WriteString(b.String())
-	cerr := tmp.Close()
-	if err := errors.Join(werr, cerr); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("record for %s: %w", ifname, err)
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("record for %s: %w", ifname, err)
-	}
-	if err := os.Rename(tmp.Name(), recordPath(dir, ifname)); err != nil {
-		os.Remove(tmp.Name())
+	if err := d.WriteRecord(ifname, []byte(b.String())); err != nil {
 		return fmt.Errorf("record for %s: %w", ifname, err)
 	}
 	return nil
 }
 
 // RemoveRecord removes the record for ifname; a missing one is not an error.
-func RemoveRecord(dir, ifname string) error {
-	err := os.Remove(recordPath(dir, ifname))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove record: %w", err)
-	}
-	return nil
+func RemoveRecord(d *rundir.Dir, ifname string) error {
+	return d.RemoveRecord(ifname)
 }

@@ -12,14 +12,18 @@ import (
 // the same tap.
 const lockWait = 10 * time.Second
 
-// lockTap serialises the helpers working on one tap, so that an ifup and
-// an ifdown started at once never interleave their steps (an ifdown
+// The helpers serialise their work on one tap, so that an ifup and an
+// ifdown started at once never interleave their steps (an ifdown
 // detaching the tap between ifup's attach and its promisc would leave it
-// off the bridge yet promiscuous). The lock is an abstract unix socket
-// named after the tap: abstract names are per network namespace, as
-// interface names are; nothing on disk; released when the process exits,
-// however it exits.
-func lockTap(ifname string) (release func(), err error) {
+// off the bridge yet promiscuous), with a lock in the namespace's run
+// directory (package rundir), which no other user can hold.
+
+// lockAbstract is the lock of a helper that cannot enter the run
+// directory (run by a user with a file capability): an abstract unix
+// socket named after the tap, per network namespace and released when
+// the process exits. Any local user can bind such a name, so it is only
+// the fallback.
+func lockAbstract(ifname string) (release func(), err error) {
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("%s: lock: %w", ifname, err)

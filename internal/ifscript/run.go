@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/ifconf"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/rundir"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/version"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/tap"
 )
@@ -29,8 +31,9 @@ type System struct {
 
 // Journal priorities (syslog levels).
 const (
-	PriErr  = 3
-	PriInfo = 6
+	PriErr     = 3
+	PriWarning = 4
+	PriInfo    = 6
 )
 
 // Main runs the command with the arguments after the program name and
@@ -95,35 +98,75 @@ func (s *System) env() ifconf.Env { return ifconf.Env{Getenv: s.Env} }
 type session struct {
 	choice ifconf.Choice
 	h      *netlink.Handle
+	dir    *rundir.Dir // nil when unprivileged without access to it
 	unlock func()
 }
 
 func (s *session) close() {
 	s.h.Close()
 	s.unlock()
+	if s.dir != nil {
+		s.dir.Close()
+	}
 }
 
 // open takes the tap's lock, resolves its settings and opens netlink.
-func open(ifname string, env ifconf.Env) (*session, error) {
-	unlock, err := lockTap(ifname)
-	if err != nil {
-		return nil, err
+// With lenient (qemu-ifdown), settings that do not resolve are a warning
+// and the defaults stand: detaching needs nothing from them.
+func open(ifname string, env ifconf.Env, log logger, lenient bool) (*session, error) {
+	s := &session{}
+	d, err := rundir.Open(env.RunDir())
+	switch {
+	case err == nil:
+		lk, err := d.Lock(rundir.TapLock(ifname), lockWait)
+		if err != nil {
+			d.Close()
+			var busy *rundir.BusyError
+			if errors.As(err, &busy) {
+				return nil, fmt.Errorf("%s: busy: %v for %v (another qemu-ifup or qemu-ifdown)", ifname, busy, lockWait)
+			}
+			return nil, fmt.Errorf("%s: %w", ifname, err)
+		}
+		s.dir, s.unlock = d, lk.Release
+		env.Records = d
+		env.Logf = func(msg string) { log.info(msg, "") }
+	case os.Geteuid() != 0:
+		// Run with a file capability by a user who cannot enter root's
+		// run directory: no record is for it; lock as before.
+		if s.unlock, err = lockAbstract(ifname); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("%s: %w", ifname, err)
 	}
 	ch, err := ifconf.Resolve(ifname, env)
 	if err != nil {
-		unlock()
-		return nil, fmt.Errorf("%s: %w", ifname, err)
+		if !lenient {
+			s.close0()
+			return nil, fmt.Errorf("%s: %w", ifname, err)
+		}
+		log.send(PriWarning, fmt.Sprintf("%s: warning: %v; detaching anyway", ifname, err), "")
+		ch = ifconf.Choice{Port: tap.Port{Bridge: ifconf.DefaultBridge, MAC: tap.MACHigh, Promisc: true}, From: "default"}
 	}
-	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	s.choice = ch
+	s.h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
-		unlock()
+		s.close0()
 		return nil, fmt.Errorf("open netlink: %w", err)
 	}
-	return &session{choice: ch, h: h, unlock: unlock}, nil
+	return s, nil
+}
+
+// close0 undoes open before the netlink handle exists.
+func (s *session) close0() {
+	s.unlock()
+	if s.dir != nil {
+		s.dir.Close()
+	}
 }
 
 func up(o Options, sys *System) error {
-	s, err := open(o.Ifname, sys.env())
+	s, err := open(o.Ifname, sys.env(), sys.logger(Up().Name, o.Ifname, o.Quiet), false)
 	if err != nil {
 		return err
 	}
@@ -160,8 +203,7 @@ func up(o Options, sys *System) error {
 }
 
 func down(o Options, sys *System) error {
-	env := sys.env()
-	s, err := open(o.Ifname, env)
+	s, err := open(o.Ifname, sys.env(), sys.logger(Down().Name, o.Ifname, o.Quiet), true)
 	if err != nil {
 		return err
 	}
@@ -185,7 +227,10 @@ func down(o Options, sys *System) error {
 	} else if err := pl.Apply(h, func(c tap.Change) { log.info(c.String(), pl.Bridge) }); err != nil {
 		return err
 	}
-	return ifconf.RemoveRecord(env.RunDir(), o.Ifname)
+	if s.dir == nil {
+		return nil
+	}
+	return ifconf.RemoveRecord(s.dir, o.Ifname)
 }
 
 func printPlan(w io.Writer, pl *tap.Plan, idle string) {

@@ -49,6 +49,7 @@ type launch struct {
 	stdout bytes.Buffer
 	done   chan struct{}
 	runDir string
+	ns     *nstest.NS
 }
 
 // start starts qemu-launch with args, inside ns when ns is not nil, with
@@ -57,7 +58,7 @@ func start(t *testing.T, ns *nstest.NS, env []string, args ...string) *launch {
 	t.Helper()
 	bin := nstest.Binaries(t)
 	dir := t.TempDir()
-	l := &launch{t: t, done: make(chan struct{}), runDir: filepath.Join(dir, "run")}
+	l := &launch{t: t, done: make(chan struct{}), runDir: filepath.Join(dir, "run"), ns: ns}
 	sock := filepath.Join(dir, "notify")
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
 	if err != nil {
@@ -372,7 +373,15 @@ func tapArgs(ids ...string) []string {
 }
 
 func (l *launch) record(ifname string) string {
-	data, err := os.ReadFile(filepath.Join(l.runDir, ifname+".conf"))
+	dir := filepath.Join(l.runDir, "*")
+	if l.ns != nil {
+		dir = l.ns.RunDir(l.t, l.runDir)
+	}
+	found, _ := filepath.Glob(filepath.Join(dir, ifname+".conf"))
+	if len(found) != 1 {
+		return ""
+	}
+	data, err := os.ReadFile(found[0])
 	if err != nil {
 		return ""
 	}

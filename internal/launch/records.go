@@ -22,13 +22,13 @@ func (r *run) writeRecords() error {
 		// take that VM's record.
 		// Looked up by name: net.InterfaceByName would dump every link.
 		if _, err := netlink.LinkByName(t.Ifname); err == nil {
-			rec, _ := ifconf.ReadRecord(r.RunDir, t.Ifname)
+			rec, _ := ifconf.ReadRecord(r.dir, t.Ifname, nil)
 			if t.Derived || rec != nil {
 				r.removeRecords(r.Taps[:i])
 				return fmt.Errorf("netdev %s: interface %s exists already (another VM named %q?)", t.ID, t.Ifname, r.Name)
 			}
 		}
-		if err := ifconf.WriteRecord(r.RunDir, t.Ifname, t.Settings); err != nil {
+		if err := ifconf.WriteRecord(r.dir, t.Ifname, t.Settings); err != nil {
 			r.removeRecords(r.Taps[:i])
 			return err
 		}
@@ -39,7 +39,7 @@ func (r *run) writeRecords() error {
 
 func (r *run) removeRecords(taps []qemuargs.Tap) {
 	for _, t := range taps {
-		ifconf.RemoveRecord(r.RunDir, t.Ifname)
+		ifconf.RemoveRecord(r.dir, t.Ifname)
 	}
 }
 
@@ -54,7 +54,7 @@ func (r *run) cleanup() error {
 	}
 	var errs []error
 	for _, t := range r.Taps {
-		rec, err := ifconf.ReadRecord(r.RunDir, t.Ifname)
+		rec, err := ifconf.ReadRecord(r.dir, t.Ifname, nil)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -71,7 +71,7 @@ func (r *run) cleanup() error {
 		} else if r.cfg.Verbose {
 			r.cfg.Stderr.Write(out.Bytes())
 		}
-		if err := ifconf.RemoveRecord(r.RunDir, t.Ifname); err != nil {
+		if err := ifconf.RemoveRecord(r.dir, t.Ifname); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/rundir"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/qmp"
 )
 
@@ -41,6 +42,7 @@ type run struct {
 	qmpConn net.Conn
 	qmp     *qmp.Client
 	sigs    chan os.Signal
+	dir     *rundir.Dir // the namespace's run directory
 }
 
 func (p *Plan) logf(format string, args ...any) {
@@ -61,6 +63,12 @@ func (p *Plan) Run(ctx context.Context) (int, error) {
 	}
 	defer signal.Stop(r.sigs)
 
+	d, err := rundir.Open(p.RunDir)
+	if err != nil {
+		return 1, err
+	}
+	defer d.Close()
+	r.dir = d
 	if err := r.writeRecords(); err != nil {
 		return 1, err
 	}

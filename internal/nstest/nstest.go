@@ -18,6 +18,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/rundir"
 )
 
 // EnvRequire, when set to 1 (as CI sets it), turns the skip of an
@@ -123,6 +125,17 @@ func (n *NS) Do(fn func() error) error {
 		}
 		return fn()
 	})
+}
+
+// RunDir is the namespace's run directory under base (package rundir),
+// where the helpers keep their records and locks for it.
+func (n *NS) RunDir(t testing.TB, base string) string {
+	t.Helper()
+	var id uint64
+	if err := n.Do(func() (err error) { id, err = rundir.NetnsID(); return err }); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(base, rundir.NetnsDir(id))
 }
 
 // Start starts cmd inside the namespace; the child inherits the namespace

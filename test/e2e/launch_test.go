@@ -79,7 +79,7 @@ func TestLaunchSeedCommand(t *testing.T) {
 	if p := ports(t, ns, "virbr0"); len(p) != 0 {
 		t.Errorf("ports left on virbr0 after the guest stopped: %q", p)
 	}
-	if left, _ := filepath.Glob(filepath.Join(dir, "run", "*")); len(left) != 0 {
+	if left, _ := filepath.Glob(filepath.Join(dir, "run", "*", "*")); len(left) != 0 {
 		t.Errorf("records left behind: %q", left)
 	}
 }
@@ -114,7 +114,7 @@ func TestLaunchNoBridge(t *testing.T) {
 	args := append([]string{launcher(t), "--", qemuBinary}, baseArgs(g, guest.Config{})...)
 	args = append(args, "-device", "e1000,netdev=vm0", "-netdev", "tap,id=vm0")
 	refused(t, ns, helperEnv(dir), args)
-	if left, _ := filepath.Glob(filepath.Join(dir, "run", "*")); len(left) != 0 {
+	if left, _ := filepath.Glob(filepath.Join(dir, "run", "*", "*")); len(left) != 0 {
 		t.Errorf("records left behind: %q", left)
 	}
 }

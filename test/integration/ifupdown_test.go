@@ -273,8 +273,8 @@ func TestBridgeChoice(t *testing.T) {
 				e.writeConfig(tt.config)
 			}
 			if tt.record != "" {
-				os.MkdirAll(e.runDir, 0o755)
-				if err := os.WriteFile(filepath.Join(e.runDir, tt.tap+".conf"), []byte(tt.record), 0o644); err != nil {
+				os.MkdirAll(e.ns.RunDir(t, e.runDir), 0o700)
+				if err := os.WriteFile(filepath.Join(e.ns.RunDir(t, e.runDir), tt.tap+".conf"), []byte(tt.record), 0o600); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -291,7 +291,7 @@ func TestBridgeChoice(t *testing.T) {
 			if r := e.run("qemu-ifdown", tt.tap); r.code != 0 || !strings.Contains(r.stderr, "detach from "+tt.wantBridge) {
 				t.Errorf("qemu-ifdown %s: %v", tt.tap, r)
 			}
-			if _, err := os.Stat(filepath.Join(e.runDir, tt.tap+".conf")); !os.IsNotExist(err) {
+			if _, err := os.Stat(filepath.Join(e.ns.RunDir(t, e.runDir), tt.tap+".conf")); !os.IsNotExist(err) {
 				t.Errorf("qemu-ifdown left the record of %s: %v", tt.tap, err)
 			}
 		})

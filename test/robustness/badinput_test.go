@@ -9,6 +9,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/nstest"
 )
 
@@ -71,8 +73,10 @@ func TestBadArguments(t *testing.T) {
 	checkUnchanged(t, ns, before)
 }
 
-// Malformed configuration: exit 1, one line naming the file and, for a
-// syntax or value error, the line; nothing touched.
+// Malformed configuration: qemu-ifup exits 1 with one line naming the
+// file and, for a syntax or value error, the line, touching nothing;
+// qemu-ifdown says the same as a warning and still detaches the tap, as
+// it needs nothing from the config to do so.
 func TestBadConfig(t *testing.T) {
 	ns := nstest.New(t)
 	ns.AddBridge(t, "br0", 0)
@@ -105,30 +109,52 @@ func TestBadConfig(t *testing.T) {
 		{"bad MAC policy", "[Defaults]\nMAC=random\n", `"random" is neither high nor keep`, false},
 		{"binary", "\x7fELF\x02\x01\x01\x00\x00\x00", "", false},
 		{"too large", "[Defaults]\n" + strings.Repeat("# padding\n", 7000), "larger than", true},
-		{"a directory", "", "read config", true},
+		{"a directory", "", "not a regular file but a directory", true},
+		{"a FIFO", "", "not a regular file but a FIFO", true},
 	}
 	for _, tt := range tests {
 		path := filepath.Join(t.TempDir(), "qemu-ifup.conf")
-		if tt.name == "a directory" {
+		switch tt.name {
+		case "a directory":
 			must(t, os.Mkdir(path, 0o755))
-		} else {
+		case "a FIFO":
+			must(t, unix.Mkfifo(path, 0o644))
+		default:
 			must(t, os.WriteFile(path, []byte(tt.conf), 0o644))
 		}
-		for _, prog := range commands {
-			t.Run(tt.name+"/"+prog, func(t *testing.T) {
-				// QEMU_IFUP_CONFIG comes after env's default and wins.
-				r := run(t, ns, env(t, "QEMU_IFUP_CONFIG="+path), prog, "tap0")
-				checkFailure(t, prog, r, tt.want)
-				if !strings.Contains(r.stderr, path) {
-					t.Errorf("stderr %q does not name %s", r.stderr, path)
-				}
-				if !tt.noLine && !lineRE.MatchString(r.stderr) {
-					t.Errorf("stderr %q names no line", r.stderr)
-				}
-			})
+		checkNames := func(t *testing.T, stderr string) {
+			t.Helper()
+			if !strings.Contains(stderr, path) {
+				t.Errorf("stderr %q does not name %s", stderr, path)
+			}
+			if !tt.noLine && !lineRE.MatchString(stderr) {
+				t.Errorf("stderr %q names no line", stderr)
+			}
 		}
+		t.Run(tt.name+"/qemu-ifup", func(t *testing.T) {
+			// QEMU_IFUP_CONFIG comes after env's default and wins.
+			r := run(t, ns, env(t, "QEMU_IFUP_CONFIG="+path), "qemu-ifup", "tap0")
+			checkFailure(t, "qemu-ifup", r, tt.want)
+			checkNames(t, r.stderr)
+			checkUnchanged(t, ns, before)
+		})
+		t.Run(tt.name+"/qemu-ifdown", func(t *testing.T) {
+			r := run(t, ns, env(t, "QEMU_IFUP_CONFIG="+path), "qemu-ifdown", "tap0")
+			lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
+			if r.code != 0 || !strings.HasPrefix(lines[0], "qemu-ifdown: tap0: warning: ") ||
+				!strings.Contains(lines[0], tt.want) || !strings.HasSuffix(lines[0], "; detaching anyway") {
+				t.Errorf("qemu-ifdown: exit %d, stderr %q; want 0 and a warning containing %q", r.code, r.stderr, tt.want)
+			}
+			checkNames(t, lines[0])
+			if m := ns.MasterName(t, ns.Link(t, "tap0")); m != "" {
+				t.Errorf("tap0 still a port of %s", m)
+			}
+			// Back on br0 for the next case.
+			if r := run(t, ns, env(t, "QEMU_BRIDGE=br0"), "qemu-ifup", "tap0"); r.code != 0 {
+				t.Fatalf("qemu-ifup tap0: %d %s", r.code, r.stderr)
+			}
+		})
 	}
-	checkUnchanged(t, ns, before)
 }
 
 // Bad settings from the environment and from a record left under the run
@@ -139,8 +165,9 @@ func TestBadEnvironmentAndRecord(t *testing.T) {
 	ns.AddTap(t, "tap0")
 	before := snapAll(ns, "tap0", "br0")
 	rundir := t.TempDir()
-	record := filepath.Join(rundir, "tap0.conf")
-	must(t, os.WriteFile(record, []byte("[Interface]\nMTU=1\n"), 0o644))
+	must(t, os.Mkdir(ns.RunDir(t, rundir), 0o700))
+	record := filepath.Join(ns.RunDir(t, rundir), "tap0.conf")
+	must(t, os.WriteFile(record, []byte("[Interface]\nMTU=1\n"), 0o600))
 	tests := []struct {
 		name string
 		env  []string
@@ -235,7 +262,7 @@ func TestBadLaunchInput(t *testing.T) {
 	if _, err := os.Stat(marker); err == nil {
 		t.Error("QEMU was started")
 	}
-	if ents, _ := os.ReadDir(rundir); len(ents) != 0 {
+	if ents, _ := filepath.Glob(filepath.Join(rundir, "*", "*")); len(ents) != 0 {
 		t.Errorf("records left in the run directory: %v", ents)
 	}
 	checkUnchanged(t, ns, before)

@@ -1,0 +1,232 @@
+package rundir
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func open(t *testing.T, base string) *Dir {
+	t.Helper()
+	d, err := Open(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+func mode(t *testing.T, p string) fs.FileMode {
+	t.Helper()
+	fi, err := os.Lstat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Mode()
+}
+
+func TestOpenCreatesPrivateDirs(t *testing.T) {
+	base := filepath.Join(t.TempDir(), "a", "run")
+	d := open(t, base)
+	id, err := NetnsID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(base, NetnsDir(id)); d.Path != want {
+		t.Errorf("Path = %s, want %s", d.Path, want)
+	}
+	for _, p := range []string{base, d.Path} {
+		if m := mode(t, p); m != fs.ModeDir|0o700 {
+			t.Errorf("%s: mode %v, want drwx------", p, m)
+		}
+	}
+}
+
+func TestOpenTightensOldMode(t *testing.T) {
+	base := filepath.Join(t.TempDir(), "run")
+	if err := os.Mkdir(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(base, 0o777)
+	open(t, base)
+	if m := mode(t, base); m != fs.ModeDir|0o700 {
+		t.Errorf("mode %v, want drwx------", m)
+	}
+}
+
+func TestReadRefusesPlantedFiles(t *testing.T) {
+	d := open(t, filepath.Join(t.TempDir(), "run"))
+	secret := filepath.Join(t.TempDir(), "secret")
+	os.WriteFile(secret, []byte("[Interface]\nBridge=evil\n"), 0o600)
+	must(t, os.Symlink(secret, filepath.Join(d.Path, "link0.conf")))
+	must(t, unix.Mkfifo(filepath.Join(d.Path, "fifo0.conf"), 0o600))
+	must(t, os.Mkdir(filepath.Join(d.Path, "dir0.conf"), 0o700))
+	big := make([]byte, MaxRecord+1)
+	must(t, os.WriteFile(filepath.Join(d.Path, "big0.conf"), big, 0o600))
+	for _, tt := range []struct{ ifname, want string }{
+		{"link0", "a symlink"},
+		{"fifo0", "not a regular file but a FIFO"},
+		{"dir0", "not a regular file but a directory"},
+		{"big0", "larger than 65536 bytes"},
+	} {
+		done := make(chan error, 1)
+		go func() {
+			_, _, err := d.ReadRecord(tt.ifname)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("ReadRecord(%s) = %v, want %q", tt.ifname, err, tt.want)
+			}
+		case <-time.After(time.Minute):
+			t.Fatalf("ReadRecord(%s) hangs", tt.ifname)
+		}
+	}
+}
+
+func TestReadFileBounded(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "c")
+	must(t, os.WriteFile(p, []byte("12345"), 0o600))
+	if _, err := ReadFile(p, 4); err == nil || !errors.As(err, new(*TooBigError)) {
+		t.Errorf("ReadFile over the limit = %v, want a TooBigError", err)
+	}
+	if b, err := ReadFile(p, 5); err != nil || string(b) != "12345" {
+		t.Errorf("ReadFile = %q, %v", b, err)
+	}
+	if _, err := ReadFile(filepath.Join(dir, "none"), 5); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("ReadFile of a missing file = %v, want ErrNotExist", err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	must(t, unix.Mkfifo(fifo, 0o600))
+	if _, err := ReadFile(fifo, 5); err == nil || !strings.Contains(err.Error(), "a FIFO") {
+		t.Errorf("ReadFile of a FIFO = %v", err)
+	}
+}
+
+func TestRecordOwner(t *testing.T) {
+	d := open(t, filepath.Join(t.TempDir(), "run"))
+	body := "[Interface]\nBridge=br0\n"
+	must(t, d.WriteRecord("tap0", []byte(body)))
+	data, stale, err := d.ReadRecord("tap0")
+	if err != nil || stale != nil || !strings.HasPrefix(string(data), body) {
+		t.Fatalf("ReadRecord = %q, %v, %v", data, stale, err)
+	}
+	if mine, err := d.RecordIsMine("tap0"); !mine || err != nil {
+		t.Errorf("RecordIsMine = %v, %v, want true", mine, err)
+	}
+	if m := mode(t, d.RecordPath("tap0")); m != 0o600 {
+		t.Errorf("record mode %v, want 0600", m)
+	}
+
+	// A record signed by a launcher that is gone is stale.
+	cmd := exec.Command("true")
+	must(t, cmd.Run())
+	pid := cmd.ProcessState.Pid()
+	gone := body + ownerPrefix + strconv.Itoa(pid) + " start=1\n"
+	must(t, os.WriteFile(d.RecordPath("tap1"), []byte(gone), 0o600))
+	data, stale, err = d.ReadRecord("tap1")
+	if data != nil || err != nil || stale == nil || stale.Pid != pid {
+		t.Fatalf("ReadRecord of a stale record = %q, %v, %v", data, stale, err)
+	}
+	if _, err := os.Stat(d.RecordPath("tap1")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("stale record not removed: %v", err)
+	}
+	// This process with the wrong start time: a reused pid.
+	reused := body + ownerPrefix + strconv.Itoa(os.Getpid()) + " start=1\n"
+	must(t, os.WriteFile(d.RecordPath("tap2"), []byte(reused), 0o600))
+	if _, stale, _ := d.ReadRecord("tap2"); stale == nil {
+		t.Error("record of a reused pid not stale")
+	}
+	if mine, _ := d.RecordIsMine("tap3"); mine {
+		t.Error("RecordIsMine of a missing record")
+	}
+	// A hand-written record has no owner and stays.
+	must(t, os.WriteFile(d.RecordPath("tap3"), []byte(body), 0o600))
+	if data, stale, err := d.ReadRecord("tap3"); string(data) != body || stale != nil || err != nil {
+		t.Errorf("hand-written record = %q, %v, %v", data, stale, err)
+	}
+	if mine, _ := d.RecordIsMine("tap3"); mine {
+		t.Error("RecordIsMine of a hand-written record")
+	}
+}
+
+func TestLock(t *testing.T) {
+	d := open(t, filepath.Join(t.TempDir(), "run"))
+	name := TapLock("tap0")
+	l, err := d.Lock(name, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second open file description conflicts, as another process would.
+	d2 := open(t, filepath.Dir(d.Path))
+	_, err = d2.Lock(name, 20*time.Millisecond)
+	var busy *BusyError
+	if !errors.As(err, &busy) || busy.Pid != os.Getpid() {
+		t.Fatalf("second Lock = %v, want busy with pid %d", err, os.Getpid())
+	}
+	l.Release()
+	if _, err := os.Stat(filepath.Join(d.Path, name)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("lock file left after release: %v", err)
+	}
+	l2, err := d2.Lock(name, 0)
+	if err != nil {
+		t.Fatalf("Lock after release: %v", err)
+	}
+	l2.Release()
+
+	// A waiter gets the lock when the holder releases it.
+	l, err = d.Lock(name, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		l, err := d2.Lock(name, time.Minute)
+		if err == nil {
+			l.Release()
+		}
+		got <- err
+	}()
+	time.Sleep(10 * time.Millisecond)
+	l.Release()
+	if err := <-got; err != nil {
+		t.Errorf("waiter: %v", err)
+	}
+}
+
+func TestVMLock(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"web1", "vm.web1.lock"},
+		{"a b/c", "vm.a%20b%2Fc.lock"},
+		{".x", "vm.%2Ex.lock"},
+		{"..", "vm.%2E..lock"},
+	} {
+		if got := VMLock(tt.in); got != tt.want {
+			t.Errorf("VMLock(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+		if err := validFileName(VMLock(tt.in)); err != nil {
+			t.Error(err)
+		}
+	}
+	long := VMLock(strings.Repeat("x", 300))
+	if len(long) > 255 || long == VMLock(strings.Repeat("x", 301)) {
+		t.Errorf("long names: %q", long)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
