@@ -284,7 +284,7 @@ func ResolveConfig(ifname string, env Env) (Choice, error) {
 		From: "default",
 	}
 	cfgPath := env.ConfigPath()
-	data, err := os.ReadFile(cfgPath)
+	data, err := rundir.ReadFile(cfgPath, MaxConfig)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
