@@ -3,8 +3,7 @@ package ifscript
 import (
 	"os"
 
-	"github.com/coreos/go-systemd/v22/journal"
-
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/journal"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/privs"
 )
 
@@ -15,22 +14,11 @@ func OS() *System {
 	if !privs.Secure() {
 		s.Env = os.Getenv
 	}
-	if journalListening() && journal.Enabled() {
-		s.Journal = func(msg string, pri int, fields map[string]string) error {
-			return journal.Send(msg, journal.Priority(pri), fields)
-		}
-		s.StderrIsJournal, _ = journal.StderrIsJournalStream()
+	// The socket is left for the process's exit to close: a helper lives
+	// for a few requests.
+	if j, err := journal.Open(journal.Socket); err == nil {
+		s.Journal = j.Send
+		s.StderrIsJournal = journal.StderrIsJournal()
 	}
 	return s
-}
-
-// journalSocket is where journald listens (the path go-systemd dials).
-const journalSocket = "/run/systemd/journal/socket"
-
-// journalListening is a cheap first check for journal.Enabled, which sets up
-// a socket and the runtime's network poller to find out: on a host without
-// journald a stat is enough.
-func journalListening() bool {
-	_, err := os.Stat(journalSocket)
-	return err == nil
 }
