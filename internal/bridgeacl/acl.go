@@ -36,6 +36,13 @@ import (
 // DefaultPath is upstream's ACL file, the one QEMU's own helper reads.
 const DefaultPath = "/etc/qemu/bridge.conf"
 
+// Path is the ACL file the helpers read. It is set at build time only
+// (go build -ldflags "-X .../internal/bridgeacl.Path=FILE"), never from
+// the environment or the command line, which are the caller's to choose:
+// for distributions that keep it elsewhere (/etc/qemu-kvm/bridge.conf)
+// and for tests.
+var Path = DefaultPath
+
 // maxDepth bounds nested includes; upstream has no bound and recurses
 // until it runs out of file descriptors on a loop.
 const maxDepth = 8

@@ -35,13 +35,6 @@ import (
 // Name is the program's name in messages.
 const Name = "qemu-bridge-helper"
 
-// ACLPath is the ACL file. It is set at build time only (go build -ldflags
-// "-X .../internal/bridgehelper.ACLPath=FILE"), never from the
-// environment or the command line, which are the caller's to choose: for
-// distributions that keep it elsewhere (/etc/qemu-kvm/bridge.conf) and for
-// tests.
-var ACLPath = bridgeacl.DefaultPath
-
 // tapPattern is the name the kernel numbers, as upstream's helper asks.
 const tapPattern = "tap%d"
 
@@ -133,7 +126,7 @@ type System struct {
 
 // OS returns the System of this process.
 func OS() *System {
-	s := &System{Stdout: os.Stdout, Stderr: os.Stderr, Secure: privs.Secure(), ACLPath: ACLPath}
+	s := &System{Stdout: os.Stdout, Stderr: os.Stderr, Secure: privs.Secure(), ACLPath: bridgeacl.Path}
 	if !s.Secure {
 		s.Env = os.Getenv
 	}

@@ -82,22 +82,23 @@ func CapCopy(t testing.TB, src, dir, caps string) string {
 	return dst
 }
 
-// BuildBridgeHelper builds qemu-bridge-helper into dir with its ACL file
-// at acl (a build-time setting: the helper takes it from nowhere else).
-func BuildBridgeHelper(t testing.TB, dir, acl string) string {
+// BuildWithACL builds the command cmd (qemu-bridge-helper, qemu-ifup...)
+// into dir with the bridge ACL file at acl, a build-time setting: the
+// helpers take it from nowhere else. It returns the binary's path.
+func BuildWithACL(t testing.TB, dir, acl, cmd string) string {
 	t.Helper()
 	root, err := ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(dir, "qemu-bridge-helper")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", out,
-		"-ldflags", "-X github.com/qemu-tap-helpers/qemu-tap-helpers/internal/bridgehelper.ACLPath="+acl,
-		"./cmd/qemu-bridge-helper")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build qemu-bridge-helper: %v\n%s", err, b)
+	out := filepath.Join(dir, cmd)
+	c := exec.Command("go", "build", "-trimpath", "-o", out,
+		"-ldflags", "-X github.com/qemu-tap-helpers/qemu-tap-helpers/internal/bridgeacl.Path="+acl,
+		"./cmd/"+cmd)
+	c.Dir = root
+	c.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := c.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", cmd, err, b)
 	}
 	return out
 }

@@ -66,7 +66,7 @@ func TestUnprivilegedBridgeHelper(t *testing.T) {
 			if err := os.WriteFile(acl, []byte("allow virbr0\n"), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			helper := nstest.BuildBridgeHelper(t, dir, acl)
+			helper := nstest.BuildWithACL(t, dir, acl, "qemu-bridge-helper")
 			nstest.SetCap(t, helper, "cap_net_admin+ep")
 			nstest.OpenTun(t)
 			g = publicGuest(t, g, dir)

@@ -23,7 +23,7 @@ func TestBridgeHelperUnprivileged(t *testing.T) {
 	nstest.RequireRoot(t)
 	dir := nstest.PublicDir(t)
 	acl := filepath.Join(dir, "bridge.conf")
-	helper := nstest.BuildBridgeHelper(t, dir, acl)
+	helper := nstest.BuildWithACL(t, dir, acl, "qemu-bridge-helper")
 	nstest.SetCap(t, helper, "cap_net_admin+ep")
 	nstest.OpenTun(t)
 	// A config the environment points at: ignored under AT_SECURE, so
