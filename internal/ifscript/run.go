@@ -27,6 +27,10 @@ type System struct {
 	// StderrIsJournal is set when stderr already goes to the journal, so
 	// a message is not logged twice.
 	StderrIsJournal bool
+	// Secure is set when the helper runs with privileges its caller
+	// lacks (a file capability): it then acts only for the caller (see
+	// Caller).
+	Secure bool
 }
 
 // Journal priorities (syslog levels).
@@ -172,6 +176,9 @@ func up(o Options, sys *System) error {
 	}
 	defer s.close()
 	ch, h := s.choice, s.h
+	if err := sys.guard(o.Ifname, ch.Port.Bridge); err != nil {
+		return err
+	}
 	pl, err := tap.PlanUp(h, o.Ifname, ch.Port)
 	if err != nil {
 		return err
@@ -212,6 +219,11 @@ func down(o Options, sys *System) error {
 	pl, err := tap.PlanDown(h, o.Ifname, s.choice.Port.Promisc)
 	if err != nil {
 		return err
+	}
+	if !pl.Gone {
+		if err := sys.guard(o.Ifname, pl.Bridge); err != nil {
+			return err
+		}
 	}
 	idle := "on no bridge, nothing to do"
 	if pl.Gone {

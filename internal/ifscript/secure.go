@@ -84,3 +84,23 @@ func (c *Caller) checkBridge(ifname, br string) error {
 	}
 	return nil
 }
+
+// guard, in a run with privileges the caller lacks, refuses a tap that is
+// not the caller's and a bridge (br, "" for none) the ACL does not allow,
+// before anything changes.
+func (s *System) guard(ifname, br string) error {
+	if !s.Secure {
+		return nil
+	}
+	c, err := thisCaller()
+	if err != nil {
+		return err
+	}
+	if err := c.checkTap(ifname); err != nil {
+		return err
+	}
+	if br == "" {
+		return nil
+	}
+	return c.checkBridge(ifname, br)
+}

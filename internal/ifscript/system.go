@@ -10,8 +10,8 @@ import (
 // OS returns the System of this process: its streams, its environment
 // unless privs.Secure, and the journal where journald listens.
 func OS() *System {
-	s := &System{Stdout: os.Stdout, Stderr: os.Stderr}
-	if !privs.Secure() {
+	s := &System{Stdout: os.Stdout, Stderr: os.Stderr, Secure: privs.Secure()}
+	if !s.Secure {
 		s.Env = os.Getenv
 	}
 	// The socket is left for the process's exit to close: a helper lives

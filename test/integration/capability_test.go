@@ -1,0 +1,134 @@
+package integration
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/nstest"
+)
+
+// noOwner is what TUNSETOWNER/TUNSETGROUP take for "none".
+const noOwner = ^uint32(0)
+
+// TestCapabilityHelpers runs copies of qemu-ifup and qemu-ifdown holding
+// the file capability cap_net_admin, as the user nobody: they must act on
+// nobody's own taps (owner or group, as the kernel reports them) on a
+// bridge the bridge ACL allows, and refuse anything else, changing nothing.
+func TestCapabilityHelpers(t *testing.T) {
+	nstest.RequireRoot(t)
+	dir := nstest.PublicDir(t)
+	acl := filepath.Join(dir, "bridge.conf")
+	ifup := nstest.BuildWithACL(t, dir, acl, "qemu-ifup")
+	ifdown := nstest.BuildWithACL(t, dir, acl, "qemu-ifdown")
+	nstest.SetCap(t, ifup, "cap_net_admin+ep")
+	nstest.SetCap(t, ifdown, "cap_net_admin+ep")
+	user := nstest.Nobody(t)
+	mine, other := user.Uid, uint32(4242)
+
+	tests := []struct {
+		name         string
+		acl          string
+		prog         string
+		owner, group uint32
+		attached     bool   // the tap starts as a port of virbr0
+		want         string // stderr of a refusal, "" success
+	}{
+		{name: "ifup own tap", acl: "allow virbr0\n", prog: ifup, owner: mine, group: noOwner},
+		{name: "ifup tap of the caller's group", acl: "allow virbr0\n", prog: ifup, owner: noOwner, group: user.Gid},
+		{name: "ifdown own tap", acl: "allow virbr0\n", prog: ifdown, owner: mine, group: noOwner, attached: true},
+		{name: "ifup another user's tap", acl: "allow virbr0\n", prog: ifup, owner: other, group: noOwner,
+			want: "qemu-ifup: tap0: not the caller's tap (owner uid 4242; caller uid 65534): run with a capability, qemu-ifup and qemu-ifdown touch only taps whose owner or group is the caller's\n"},
+		{name: "ifup a tap of no one", acl: "allow virbr0\n", prog: ifup, owner: noOwner, group: noOwner,
+			want: "qemu-ifup: tap0: not the caller's tap (no owner or group; caller uid 65534): run with a capability, qemu-ifup and qemu-ifdown touch only taps whose owner or group is the caller's\n"},
+		{name: "ifup own tap on a denied bridge", acl: "allow br1\n", prog: ifup, owner: mine, group: noOwner,
+			want: "qemu-ifup: tap0: bridge virbr0 not allowed by " + acl + " (add the line \"allow virbr0\" to allow it)\n"},
+		{name: "ifdown another user's tap", acl: "allow virbr0\n", prog: ifdown, owner: other, group: noOwner, attached: true,
+			want: "qemu-ifdown: tap0: not the caller's tap (owner uid 4242; caller uid 65534): run with a capability, qemu-ifup and qemu-ifdown touch only taps whose owner or group is the caller's\n"},
+		{name: "ifdown own tap on a denied bridge", acl: "allow all\ndeny virbr0\n", prog: ifdown, owner: mine, group: noOwner, attached: true,
+			want: "qemu-ifdown: tap0: bridge virbr0 denied by " + acl + ":2 (deny virbr0); deny wins over allow, remove that line to allow it\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := os.WriteFile(acl, []byte(tt.acl), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			ns := nstest.New(t)
+			ns.AddBridge(t, "virbr0", 0)
+			if err := ns.Do(func() error { return addOwnedTap("tap0", tt.owner, tt.group) }); err != nil {
+				t.Fatal(err)
+			}
+			e := &env{t: t, ns: ns}
+			if tt.attached {
+				if err := ns.Handle.LinkSetMaster(ns.Link(t, "tap0"), ns.Link(t, "virbr0")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := e.port("tap0")
+
+			cmd := exec.Command(tt.prog, "tap0")
+			var out, errb bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &errb
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: user}
+			code, err := nstest.ExitStatus(ns.Run(cmd))
+			if err != nil {
+				t.Fatal(err)
+			}
+			after := e.port("tap0")
+			if tt.want != "" {
+				if code != 1 || errb.String() != tt.want {
+					t.Errorf("exit %d, stderr %q; want 1 and %q", code, errb.String(), tt.want)
+				}
+				if after != before {
+					t.Errorf("tap0 changed by a refused run: %+v -> %+v", before, after)
+				}
+				return
+			}
+			if code != 0 {
+				t.Fatalf("exit %d, stderr %q; want 0", code, errb.String())
+			}
+			want := "virbr0"
+			if filepath.Base(tt.prog) == "qemu-ifdown" {
+				want = ""
+			}
+			if after.Master != want {
+				t.Errorf("tap0's bridge after %s: %q, want %q (stderr %q)", filepath.Base(tt.prog), after.Master, want, errb.String())
+			}
+		})
+	}
+}
+
+// addOwnedTap creates a persistent tap with the owner and group given
+// (noOwner: none set), as "ip tuntap add NAME mode tap user U group G"
+// does; vishvananda/netlink always sets both.
+func addOwnedTap(name string, owner, group uint32) error {
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return err
+	}
+	ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		return err
+	}
+	if owner != noOwner {
+		if err := unix.IoctlSetInt(fd, unix.TUNSETOWNER, int(owner)); err != nil {
+			return err
+		}
+	}
+	if group != noOwner {
+		if err := unix.IoctlSetInt(fd, unix.TUNSETGROUP, int(group)); err != nil {
+			return err
+		}
+	}
+	return unix.IoctlSetInt(fd, unix.TUNSETPERSIST, 1)
+}
