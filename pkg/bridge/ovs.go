@@ -249,6 +249,40 @@ func (o *OVS) AddPort(p OVSPort, move bool) error {
 	return nil
 }
 
+// Applied checks that ovs-vswitchd opened the port's interface: an
+// interface it could not open (a tap in another network namespace, a
+// name that is no device) keeps ofport -1 and says why in its error
+// column.
+//
+// Equivalent to: ovs-vsctl get Interface $port ofport error
+func (o *OVS) Applied(port string) error {
+	out, err := o.run("--format=json", "--", "--columns=ofport,error", "list", "Interface", port)
+	if err != nil {
+		return fmt.Errorf("read interface %s: %w", port, err)
+	}
+	var t struct {
+		Data [][]json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(out), &t); err != nil || len(t.Data) != 1 || len(t.Data[0]) != 2 {
+		return fmt.Errorf("read interface %s: unexpected ovs-vsctl output %q", port, out)
+	}
+	var msg []string
+	if err := ovsdbSet(t.Data[0][1], &msg); err != nil {
+		return fmt.Errorf("read interface %s: error: %w", port, err)
+	}
+	if len(msg) == 1 && msg[0] != "" {
+		return fmt.Errorf("Open vSwitch did not open %s: %s", port, msg[0])
+	}
+	ofport, err := ovsdbInt(t.Data[0][0])
+	if err != nil {
+		return fmt.Errorf("read interface %s: ofport: %w", port, err)
+	}
+	if ofport <= 0 {
+		return fmt.Errorf("Open vSwitch did not open %s (ofport %d)", port, ofport)
+	}
+	return nil
+}
+
 // addPortArgs is the transaction AddPort runs.
 func addPortArgs(p OVSPort, move bool) []string {
 	var a []string

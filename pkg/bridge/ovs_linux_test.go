@@ -53,6 +53,9 @@ func TestIntegrationOVSPort(t *testing.T) {
 		if err := o.AddPort(s.p, s.move); err != nil {
 			t.Fatalf("%s: %v", s.name, err)
 		}
+		if err := o.Applied("t0"); err != nil {
+			t.Errorf("%s: %v", s.name, err)
+		}
 		got, err := o.Port("t0")
 		if err != nil {
 			t.Fatalf("%s: %v", s.name, err)
@@ -86,6 +89,16 @@ func TestIntegrationOVSPort(t *testing.T) {
 	}
 	if !ns.Exists("t0") {
 		t.Errorf("t0 vanished with its port")
+	}
+
+	// A port whose device does not exist here is in the database, but
+	// ovs-vswitchd could not open it: Applied says so.
+	if err := o.AddPort(OVSPort{Bridge: "ovsbr0", Name: "nodev0"}, false); err != nil {
+		t.Fatal(err)
+	}
+	err = o.Applied("nodev0")
+	if err == nil || !strings.HasPrefix(err.Error(), "Open vSwitch did not open nodev0") {
+		t.Errorf("Applied(nodev0) = %v, want it not opened", err)
 	}
 }
 
