@@ -13,6 +13,7 @@ import (
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/ifconf"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/rundir"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/version"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/tap"
 )
 
@@ -46,6 +47,11 @@ func (c Command) Main(args []string, sys *System) int {
 	o, err := c.Parse(args)
 	var uerr *UsageError
 	switch {
+	case (o.Help || o.Version) && len(args) == 1 && interfaceExists(args[0]):
+		// QEMU runs the script with the tap's name alone: a tap named
+		// like an option must not make it print help and succeed.
+		fmt.Fprintf(sys.Stderr, "%s: %v\n", c.Name, link.ValidateName(args[0]))
+		return 1
 	case errors.As(err, &uerr):
 		fmt.Fprintf(sys.Stderr, "%s: %s\n%s\n", c.Name, uerr.msg, c.usage())
 		return 2
@@ -62,6 +68,21 @@ func (c Command) Main(args []string, sys *System) int {
 		return 1
 	}
 	return 0
+}
+
+// interfaceExists reports whether an interface of this exact name exists
+// in this network namespace, whatever the name (SIOCGIFINDEX).
+func interfaceExists(name string) bool {
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return false
+	}
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	return unix.IoctlIfreq(fd, unix.SIOCGIFINDEX, ifr) == nil
 }
 
 // logger writes one line per event to stderr and, where there is one, to

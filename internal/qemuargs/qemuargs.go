@@ -436,7 +436,12 @@ func TapName(vm, id string) string {
 			b.WriteByte('_')
 		}
 	}
-	return b.String() + "-" + suffix
+	name := b.String() + "-" + suffix
+	if name[0] == '-' {
+		// A leading '-' would read as an option to the up-script.
+		name = "_" + name[1:]
+	}
+	return name
 }
 
 // shown is s as an error message may show it: as it is when it is valid

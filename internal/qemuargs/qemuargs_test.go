@@ -237,6 +237,9 @@ func TestTapName(t *testing.T) {
 		{"abcdefghijk", "net0", "abcdefgh-"},      // prefix only; hash follows
 		{"my vm", "n0", "my_vm-n0-"},              // whitespace replaced
 		{"database-primary", "net1", "database-"}, // long
+		{"-help", "n0", "_help-n0-"},              // no leading '-'
+		{"a,b=c", "n0", "a_b_c-n0-"},              // QEMU's option syntax
+		{"vä", "n0", "v__-n0-"},                   // printable ASCII only
 	}
 	seen := map[string]bool{}
 	for _, tt := range tests {
@@ -244,7 +247,7 @@ func TestTapName(t *testing.T) {
 		if err := link.ValidateName(got); err != nil {
 			t.Errorf("TapName(%q, %q) = %q: %v", tt.vm, tt.id, got, err)
 		}
-		if !strings.HasPrefix(got, tt.want) || (got != tt.want && len(got) != 15 && !strings.HasPrefix(tt.want, "my_vm")) {
+		if !strings.HasPrefix(got, tt.want) || (got != tt.want && len(got) != 15 && !strings.HasSuffix(tt.want, "-n0-")) {
 			t.Errorf("TapName(%q, %q) = %q, want %q...", tt.vm, tt.id, got, tt.want)
 		}
 		if got != TapName(tt.vm, tt.id) {

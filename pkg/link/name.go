@@ -22,9 +22,11 @@ func (e *NameError) Error() string {
 }
 
 // ValidateName checks name the way the kernel's dev_valid_name does, and
-// also refuses what would make a log line or a journal field ambiguous:
-// 1 to 15 bytes, not "." or "..", no '/', ':', whitespace, control
-// characters or invalid UTF-8.
+// also refuses what could inject into a QEMU option or a command line, or
+// make a log line or a journal field ambiguous: 1 to 15 bytes of
+// printable ASCII, not "." or "..", no '/', ':', ',' or '=' (QEMU's
+// option syntax: ifname=a,script=x), no leading '-' (a tap named
+// "--help" would make its up-script print help and succeed).
 func ValidateName(name string) error {
 	bad := func(reason string) error { return &NameError{Name: name, Reason: reason} }
 	switch {
@@ -41,11 +43,18 @@ func ValidateName(name string) error {
 		switch {
 		case r == '/' || r == ':':
 			return bad(fmt.Sprintf("contains %q", r))
+		case r == ',' || r == '=':
+			return bad(fmt.Sprintf("contains %q (QEMU's option syntax)", r))
 		case unicode.IsSpace(r):
 			return bad("contains whitespace")
 		case unicode.IsControl(r):
 			return bad("contains a control character")
+		case r > '~':
+			return bad(fmt.Sprintf("contains %q (not printable ASCII)", r))
 		}
+	}
+	if name[0] == '-' {
+		return bad("starts with '-' (reads as an option)")
 	}
 	return nil
 }

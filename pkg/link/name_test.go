@@ -32,7 +32,14 @@ func TestValidateName(t *testing.T) {
 		{"tap\u0085", "contains whitespace"},
 		{"tap\xff", "not valid UTF-8"},
 		{"tap\u00a0x", "contains whitespace"},
-		{"täp", ""},
+		{"täp", `contains 'ä' (not printable ASCII)`},
+		{"tap\u200b", `contains '\u200b' (not printable ASCII)`},
+		{"a,script=x", `contains ',' (QEMU's option syntax)`},
+		{"a=b", `contains '=' (QEMU's option syntax)`},
+		{"--help", "starts with '-' (reads as an option)"},
+		{"-v", "starts with '-' (reads as an option)"},
+		{"tap-", ""},
+		{"tap%d", ""},
 	}
 	for _, tt := range tests {
 		err := ValidateName(tt.name)

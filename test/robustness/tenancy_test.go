@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/nstest"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/rundir"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
 )
 
 // nobody is the unprivileged user of the tests.
@@ -283,5 +285,88 @@ func TestBrokenRecordAtIfdown(t *testing.T) {
 	}
 	if _, err := os.Stat(record); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("broken record still there: %v", err)
+	}
+}
+
+// Names that could inject are refused everywhere: a tap named like an
+// option cannot make a helper print help and succeed (QEMU runs the
+// up-script with the tap's name alone); commas, '=' and non-ASCII are
+// refused in helper arguments, -netdev ifname= and VM files; a name
+// derived from -name is sanitised.
+func TestNamesCannotInject(t *testing.T) {
+	ns := nstest.New(t)
+	ns.AddBridge(t, "br0", 0)
+	e := env(t, "QEMU_BRIDGE=br0")
+	for _, n := range []string{"--help", "-h", "--version"} {
+		ns.AddTap(t, n)
+		for _, prog := range commands {
+			cmd := exec.Command(filepath.Join(nstest.Binaries(t), prog), n)
+			cmd.Env = e
+			var stdout, stderr strings.Builder
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			code, err := nstest.ExitStatus(ns.Run(cmd))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if code != 1 || stdout.Len() > 0 {
+				t.Errorf("%s %s (a tap of that name exists): exit %d, stdout %q; want 1 and no help", prog, n, code, stdout.String())
+			}
+			checkOneLine(t, prog, stderr.String(), "starts with '-' (reads as an option)")
+		}
+	}
+	for _, n := range []string{"a,script=x", "a=b", "t\u00e4p"} {
+		for _, prog := range commands {
+			r := run(t, ns, e, prog, n)
+			if r.code != 2 || !strings.Contains(r.stderr, "invalid interface name") {
+				t.Errorf("%s %q: exit %d, %q; want 2 naming the invalid name", prog, n, r.code, r.stderr)
+			}
+		}
+	}
+
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "qemu-ran")
+	qemu := filepath.Join(dir, "qemu")
+	must(t, os.WriteFile(qemu, []byte("#!/bin/sh\ntouch "+marker+"\n"), 0o755))
+	vmfile := func(body string) string {
+		p := filepath.Join(t.TempDir(), "vm.conf")
+		must(t, os.WriteFile(p, []byte("[VM]\nQEMU="+qemu+"\n"+body), 0o644))
+		return p
+	}
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"ifname with comma", []string{qemu, "-netdev", "tap,id=n0,ifname=a,,script=x"}, `contains ','`},
+		{"ifname with =", []string{qemu, "-netdev", "tap,id=n0,ifname=a=b"}, `contains '='`},
+		{"ifname like an option", []string{qemu, "-netdev", "tap,id=n0,ifname=--help"}, "starts with '-'"},
+		{"ifname not ASCII", []string{qemu, "-netdev", "tap,id=n0,ifname=t\u00e4p"}, "not printable ASCII"},
+		{"--bridge with comma", []string{"--bridge", "br,0", qemu}, `contains ','`},
+		{"VM file ifname", []string{"--config", vmfile("[NIC]\nID=n0\nIfname=a,b\n")}, `contains ','`},
+		{"VM file bridge", []string{"--config", vmfile("[NIC]\nID=n0\nBridge=-br\n")}, "starts with '-'"},
+	} {
+		r := run(t, ns, e, "qemu-launch", tt.args...)
+		if r.code == 0 || !strings.HasPrefix(r.stderr, "qemu-launch: ") || !strings.Contains(r.stderr, tt.want) {
+			t.Errorf("%s: exit %d, stderr %q; want a failure containing %q", tt.name, r.code, r.stderr, tt.want)
+		}
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("QEMU was started")
+	}
+	// A VM name with QEMU's syntax and a leading '-' gives a tap name
+	// with neither.
+	cmd := exec.Command(filepath.Join(nstest.Binaries(t), "qemu-launch"), "--dry-run", "--",
+		qemu, "-name", "guest=-x,,y=z", "-netdev", "tap,id=n0")
+	cmd.Env = e
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("qemu-launch --dry-run: %v", err)
+	}
+	m := regexp.MustCompile(`ifname=([^ ,']*)`).FindStringSubmatch(string(out))
+	if m == nil {
+		t.Fatalf("dry run names no tap:\n%s", out)
+	}
+	if err := link.ValidateName(m[1]); err != nil {
+		t.Errorf("derived tap name: %v", err)
 	}
 }
