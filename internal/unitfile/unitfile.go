@@ -2,21 +2,21 @@
 // .service, .network and .nspawn files) and keeps the line number of every
 // section and entry, so that callers can report "file:line: key" errors.
 //
-// Values are parsed by go-systemd's unit package; this package adds line
-// numbers and rejects the lines that package skips silently (text before the
-// first section, lines that are neither a section, a comment nor KEY=VALUE).
+// It is the project's one reader of that syntax. Lines starting with '#'
+// or ';' are comments; a value or a comment ending in a backslash continues
+// on the next line (a blank line ends it), and the backslash becomes a
+// space. Unlike go-systemd's lexer, it rejects what it does not understand
+// (text before the first section, a line that is neither a section, a
+// comment nor KEY=VALUE) rather than skipping it, and a CRLF line ending is
+// an ending like LF.
 package unitfile
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"unicode"
 	"unicode/utf8"
-
-	"github.com/coreos/go-systemd/v22/unit"
 )
 
 // An Entry is one KEY=VALUE assignment.
@@ -41,9 +41,11 @@ type Error struct {
 
 func (e *Error) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e.Msg) }
 
-// MaxSize bounds the input: go-systemd's lexer is quadratic in the length of
-// whitespace runs, and no config file of ours needs more.
+// MaxSize bounds the input: no config file of ours needs more.
 const MaxSize = 64 << 10
+
+// MaxLine is the longest line systemd reads whole (its LINE_MAX).
+const MaxLine = 2048
 
 // Parse reads a whole unit-syntax document. Repeated sections are returned
 // in order, as separate Sections.
@@ -51,72 +53,50 @@ func Parse(data []byte) ([]Section, error) {
 	if len(data) > MaxSize {
 		return nil, &Error{Line: 1, Msg: fmt.Sprintf("file larger than %d KiB", MaxSize>>10)}
 	}
-	shape, err := scan(data)
-	if err != nil {
-		return nil, err
-	}
-	parsed, err := unit.DeserializeSections(bytes.NewReader(data))
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		// The lexer reads past the end after a continued value in a
-		// CRLF file without a final newline, and says only "EOF".
-		return nil, &Error{Line: lineCount(data), Msg: "unexpected end of file after a continued value"}
-	}
-	if err != nil {
-		return nil, &Error{Line: lineCount(data), Msg: err.Error()}
-	}
-	// scan and the unit lexer walk the same lines, so they agree on the
-	// number of sections and entries; a mismatch means input we do not
-	// understand, reported rather than guessed at.
-	if len(parsed) != len(shape) {
-		return nil, &Error{Line: 1, Msg: "unparsable file"}
-	}
-	out := make([]Section, len(parsed))
-	for i, ps := range parsed {
-		s := shape[i]
-		if len(ps.Entries) != len(s.Entries) || ps.Section != s.Name {
-			return nil, &Error{Line: s.Line, Msg: "unparsable section"}
-		}
-		for j, e := range ps.Entries {
-			s.Entries[j].Value = joinContinued(e.Value)
-		}
-		out[i] = s
-	}
-	return out, nil
-}
-
-// scan finds sections and keys with their line numbers, following the
-// lexer of go-systemd's unit package: comments start with '#' or ';', a
-// value or a comment ending in a backslash continues on the next line.
-func scan(data []byte) ([]Section, error) {
 	var (
 		sections []Section
-		cont     bool // the previous line continues on this one
 		n        int
+		// value is the entry whose value continues on the next line,
+		// comment a comment that does; at most one is set.
+		value   *Entry
+		comment bool
 	)
 	for len(data) > 0 {
 		n++
-		// As go-systemd's lexer reads lines: a line ending in "\r\n"
-		// keeps its '\r' (so "\\\r\n" continues nothing); only the last
-		// line, without '\n', loses it.
 		var line []byte
 		if i := bytes.IndexByte(data, '\n'); i >= 0 {
 			line, data = data[:i], data[i+1:]
 		} else {
-			line, data = bytes.TrimSuffix(data, []byte{'\r'}), nil
+			line, data = data, nil
 		}
-		if len(line) > unit.SYSTEMD_LINE_MAX {
-			return nil, &Error{Line: n, Msg: unit.ErrLineTooLong.Error()}
+		line = bytes.TrimSuffix(line, []byte{'\r'})
+		if len(line) > MaxLine {
+			return nil, &Error{Line: n, Msg: fmt.Sprintf("line too long (max %d bytes)", MaxLine)}
 		}
-		if cont {
+		if value != nil {
 			// A blank line ends a continued value.
-			cont = len(bytes.TrimSpace(line)) != 0 && bytes.HasSuffix(line, []byte{'\\'})
+			if len(bytes.TrimSpace(line)) == 0 {
+				value.Value = strings.TrimSpace(value.Value)
+				value = nil
+				continue
+			}
+			part, more := continued(bytes.TrimLeft(line, " \t"))
+			value.Value += part
+			if !more {
+				value.Value = strings.TrimSpace(value.Value)
+				value = nil
+			}
+			continue
+		}
+		if comment {
+			_, comment = continued(line)
 			continue
 		}
 		t := bytes.TrimLeft(line, " \t\v\f\r")
 		switch {
 		case len(t) == 0:
 		case t[0] == '#' || t[0] == ';':
-			cont = bytes.HasSuffix(bytes.TrimRight(t, " "), []byte{'\\'})
+			_, comment = continued(t)
 		case t[0] == '[':
 			end := bytes.IndexByte(t, ']')
 			if end < 0 {
@@ -146,11 +126,30 @@ func scan(data []byte) ([]Section, error) {
 				return nil, &Error{Line: n, Msg: fmt.Sprintf("%s= before any [section]", key)}
 			}
 			s := &sections[len(sections)-1]
-			s.Entries = append(s.Entries, Entry{Key: key, Line: n})
-			cont = len(bytes.TrimSpace(t[eq+1:])) != 0 && bytes.HasSuffix(t, []byte{'\\'})
+			v := bytes.TrimSpace(t[eq+1:])
+			part, more := continued(v)
+			s.Entries = append(s.Entries, Entry{Key: key, Value: strings.TrimSpace(part), Line: n})
+			if more {
+				value = &s.Entries[len(s.Entries)-1]
+				value.Value = part
+			}
 		}
 	}
+	if value != nil {
+		value.Value = strings.TrimSpace(value.Value)
+	}
 	return sections, nil
+}
+
+// continued reports whether a line continues on the next one (it ends in a
+// backslash, trailing spaces aside) and returns it with that backslash
+// turned into a space, as systemd joins continued lines.
+func continued(line []byte) (string, bool) {
+	t := bytes.TrimRight(line, " ")
+	if len(t) == 0 || t[len(t)-1] != '\\' {
+		return string(line), false
+	}
+	return string(t[:len(t)-1]) + " ", true
 }
 
 // printable reports whether s is valid UTF-8 without control characters:
@@ -169,28 +168,4 @@ func ParseBool(v string) (bool, error) {
 		return false, nil
 	}
 	return false, fmt.Errorf("%q is not a boolean (yes or no)", v)
-}
-
-// joinContinued turns a value continued over several lines into one line,
-// as systemd reads it: each backslash-newline, with the indentation after
-// it, becomes a space.
-func joinContinued(v string) string {
-	if !strings.Contains(v, "\\\n") {
-		return v
-	}
-	var b strings.Builder
-	for {
-		i := strings.Index(v, "\\\n")
-		if i < 0 {
-			b.WriteString(v)
-			return b.String()
-		}
-		b.WriteString(v[:i])
-		b.WriteByte(' ')
-		v = strings.TrimLeft(v[i+2:], " \t")
-	}
-}
-
-func lineCount(data []byte) int {
-	return bytes.Count(data, []byte{'\n'}) + 1
 }
