@@ -188,13 +188,14 @@ func Run(o Options, sys *System) error {
 		return explainCreate(err)
 	}
 	defer dev.File.Close()
-	ch, err := ifconf.ResolveConfig(dev.Name, ifconf.Env{Getenv: sys.Env})
+	set, err := ifconf.ResolveConfig(dev.Name, ifconf.Env{Getenv: sys.Env})
 	if err != nil {
 		return fmt.Errorf("%s: %w", dev.Name, err)
 	}
-	port := ch.Port
-	port.Bridge = br
-	pl, err := tap.PlanUp(h, dev.Name, port)
+	if err := set.Set("Bridge", br, ifconf.Origin{File: "--br"}); err != nil {
+		return fmt.Errorf("--br: %w", err)
+	}
+	pl, err := tap.PlanUp(h, dev.Name, set.Port())
 	if err != nil {
 		return err
 	}

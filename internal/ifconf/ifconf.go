@@ -27,13 +27,10 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
-	"strconv"
 	"strings"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/rundir"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/unitfile"
-	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
-	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/tap"
 )
 
 // Paths and variables, as documented in the README.
@@ -56,13 +53,13 @@ const (
 type Rule struct {
 	Patterns []string
 	Line     int
-	Entries  []unitfile.Entry
+	Settings Settings
 }
 
 // A Config is a parsed /etc/qemu-ifup.conf.
 type Config struct {
 	Path     string
-	Defaults []unitfile.Entry
+	Defaults Settings
 	Rules    []Rule
 }
 
@@ -78,11 +75,10 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 		switch s.Name {
 		case "Defaults":
 			for _, e := range s.Entries {
-				if err := apply(&tap.Port{}, e); err != nil {
-					return nil, fmt.Errorf("%s:%d: %w", file, e.Line, err)
+				if err := c.Defaults.setEntry(file, e); err != nil {
+					return nil, err
 				}
 			}
-			c.Defaults = append(c.Defaults, s.Entries...)
 		case "Interface":
 			r := Rule{Line: s.Line}
 			for _, e := range s.Entries {
@@ -94,10 +90,9 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 					r.Patterns = append(r.Patterns, pats...)
 					continue
 				}
-				if err := apply(&tap.Port{}, e); err != nil {
-					return nil, fmt.Errorf("%s:%d: %w", file, e.Line, err)
+				if err := r.Settings.setEntry(file, e); err != nil {
+					return nil, err
 				}
-				r.Entries = append(r.Entries, e)
 			}
 			if len(r.Patterns) == 0 {
 				return nil, fmt.Errorf("%s:%d: [Interface] without Name=", file, s.Line)
@@ -131,49 +126,6 @@ func (c *Config) Match(ifname string) *Rule {
 				return &c.Rules[i]
 			}
 		}
-	}
-	return nil
-}
-
-// apply sets one key on p, checking its value.
-func apply(p *tap.Port, e unitfile.Entry) error {
-	v := e.Value
-	switch e.Key {
-	case "Bridge":
-		if err := link.ValidateName(v); err != nil {
-			return fmt.Errorf("Bridge: %w", err)
-		}
-		p.Bridge = v
-	case "MTU":
-		if v == "bridge" {
-			p.MTU = 0
-			return nil
-		}
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 68 || n > 65535 {
-			return fmt.Errorf("MTU: %q is not \"bridge\" or a number from 68 to 65535", v)
-		}
-		p.MTU = n
-	case "MAC":
-		m, err := tap.ParseMACPolicy(v)
-		if err != nil {
-			return fmt.Errorf("MAC: %w", err)
-		}
-		p.MAC = m
-	case "Promiscuous":
-		b, err := unitfile.ParseBool(v)
-		if err != nil {
-			return fmt.Errorf("Promiscuous: %w", err)
-		}
-		p.Promisc = b
-	case "AllowMove":
-		b, err := unitfile.ParseBool(v)
-		if err != nil {
-			return fmt.Errorf("AllowMove: %w", err)
-		}
-		p.AllowMove = b
-	default:
-		return fmt.Errorf("unknown key %q", e.Key)
 	}
 	return nil
 }
@@ -214,90 +166,52 @@ func (e Env) RunDir() string {
 	return DefaultRunDir
 }
 
-// A Choice is the resolved port settings with where the bridge came from,
-// for the log.
-type Choice struct {
-	Port tap.Port
-	// From names the source of the bridge: "record /run/...",
-	// "QEMU_BRIDGE", "/etc/qemu-ifup.conf:12" or "default".
-	From string
-}
-
-// Resolve works out the settings for the tap called ifname. A missing
-// config file or record is not an error; an unreadable or malformed one is.
-func Resolve(ifname string, env Env) (Choice, error) {
-	ch := Choice{
-		Port: tap.Port{Bridge: DefaultBridge, MAC: tap.MACHigh, Promisc: true},
-		From: "default",
-	}
-	cfgPath := env.ConfigPath()
-	data, err := rundir.ReadFile(cfgPath, MaxConfig)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-	case err != nil:
-		return ch, fmt.Errorf("read config: %w", err)
-	default:
-		c, err := ParseConfig(cfgPath, data)
-		if err != nil {
-			return ch, err
-		}
-		ch.applyAll(c.Defaults, cfgPath)
-		if r := c.Match(ifname); r != nil {
-			ch.applyAll(r.Entries, cfgPath)
-		}
+// Resolve works out the settings for the tap called ifname, each with
+// where it was given. A missing config file or record is not an error; an
+// unreadable or malformed one is.
+func Resolve(ifname string, env Env) (Settings, error) {
+	s, err := ResolveConfig(ifname, env)
+	if err != nil {
+		return s, err
 	}
 	if br := env.get(EnvBridge); br != "" {
-		if err := link.ValidateName(br); err != nil {
-			return ch, fmt.Errorf("%s: %w", EnvBridge, err)
+		if err := s.Set("Bridge", br, Origin{File: EnvBridge}); err != nil {
+			return s, fmt.Errorf("%s: %w", EnvBridge, err)
 		}
-		ch.Port.Bridge, ch.From = br, EnvBridge
 	}
 	if env.Records == nil {
-		return ch, nil
+		return s, nil
 	}
 	rec, err := ReadRecord(env.Records, ifname, env.Logf)
 	if err != nil {
-		return ch, err
+		return s, err
 	}
 	if rec != nil {
-		ch.applyAll(rec.Entries, rec.Path)
+		s.Merge(rec.Settings)
 	}
-	return ch, nil
-}
-
-// applyAll applies entries that were checked when parsed.
-func (ch *Choice) applyAll(entries []unitfile.Entry, file string) {
-	for _, e := range entries {
-		_ = apply(&ch.Port, e)
-		if e.Key == "Bridge" {
-			ch.From = file + ":" + strconv.Itoa(e.Line)
-		}
-	}
+	return s, nil
 }
 
 // ResolveConfig works out the settings the config file alone gives the
 // tap called ifname, for a caller that chose the bridge itself (the bridge
 // helper, whose tap qemu-launch did not name): no record, no QEMU_BRIDGE.
-func ResolveConfig(ifname string, env Env) (Choice, error) {
-	ch := Choice{
-		Port: tap.Port{Bridge: DefaultBridge, MAC: tap.MACHigh, Promisc: true},
-		From: "default",
-	}
+func ResolveConfig(ifname string, env Env) (Settings, error) {
+	s := Defaults()
 	cfgPath := env.ConfigPath()
 	data, err := rundir.ReadFile(cfgPath, MaxConfig)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
-		return ch, fmt.Errorf("read config: %w", err)
+		return s, fmt.Errorf("read config: %w", err)
 	default:
 		c, err := ParseConfig(cfgPath, data)
 		if err != nil {
-			return ch, err
+			return s, err
 		}
-		ch.applyAll(c.Defaults, cfgPath)
+		s.Merge(c.Defaults)
 		if r := c.Match(ifname); r != nil {
-			ch.applyAll(r.Entries, cfgPath)
+			s.Merge(r.Settings)
 		}
 	}
-	return ch, nil
+	return s, nil
 }

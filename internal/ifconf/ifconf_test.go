@@ -45,30 +45,35 @@ func TestResolve(t *testing.T) {
 	cfg := writeFile(t, dir, "qemu-ifup.conf", sample)
 	runDir := filepath.Join(dir, "run")
 	d := openRunDir(t, runDir)
-	if err := WriteRecord(d, "rt-rec", Settings{Bridge: "br-launch", MTU: 1400}); err != nil {
+	if err := WriteRecord(d, "rt-rec", settings(t, "Bridge=br-launch", "MTU=1400")); err != nil {
 		t.Fatal(err)
 	}
 	recPath := d.RecordPath("rt-rec")
 	builtin := tap.Port{Bridge: "virbr0", MAC: tap.MACHigh, Promisc: true}
 
+	// want is the port and where its bridge came from.
+	type want struct {
+		Port tap.Port
+		From string
+	}
 	tests := []struct {
 		name   string
 		ifname string
 		env    map[string]string
-		want   Choice
+		want   want
 	}{
 		{"no config", "tap0", map[string]string{EnvConfig: filepath.Join(dir, "missing")},
-			Choice{Port: builtin, From: "default"}},
+			want{Port: builtin, From: "default"}},
 		{"defaults section", "tap0", nil,
-			Choice{Port: tap.Port{Bridge: "br-default", MAC: tap.MACHigh}, From: cfg + ":3"}},
+			want{Port: tap.Port{Bridge: "br-default", MAC: tap.MACHigh}, From: cfg + ":3"}},
 		{"first matching rule", "vm7-net0", nil,
-			Choice{Port: tap.Port{Bridge: "br-rt", MTU: 9000, MAC: tap.MACHigh, AllowMove: true}, From: cfg + ":8"}},
+			want{Port: tap.Port{Bridge: "br-rt", MTU: 9000, MAC: tap.MACHigh, AllowMove: true}, From: cfg + ":8"}},
 		{"glob with ?", "lab1", nil,
-			Choice{Port: tap.Port{Bridge: "br-default", MAC: tap.MACKeep}, From: cfg + ":3"}},
+			want{Port: tap.Port{Bridge: "br-default", MAC: tap.MACKeep}, From: cfg + ":3"}},
 		{"QEMU_BRIDGE beats the config", "vm7-net0", map[string]string{EnvBridge: "br-env"},
-			Choice{Port: tap.Port{Bridge: "br-env", MTU: 9000, MAC: tap.MACHigh, AllowMove: true}, From: EnvBridge}},
+			want{Port: tap.Port{Bridge: "br-env", MTU: 9000, MAC: tap.MACHigh, AllowMove: true}, From: EnvBridge}},
 		{"record beats everything", "rt-rec", map[string]string{EnvBridge: "br-env"},
-			Choice{Port: tap.Port{Bridge: "br-launch", MTU: 1400, MAC: tap.MACHigh, AllowMove: true}, From: recPath + ":3"}},
+			want{Port: tap.Port{Bridge: "br-launch", MTU: 1400, MAC: tap.MACHigh, AllowMove: true}, From: recPath + ":3"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -76,10 +81,11 @@ func TestResolve(t *testing.T) {
 			for k, v := range tt.env {
 				env[k] = v
 			}
-			got, err := Resolve(tt.ifname, Env{Getenv: func(k string) string { return env[k] }, Records: d})
+			s, err := Resolve(tt.ifname, Env{Getenv: func(k string) string { return env[k] }, Records: d})
 			if err != nil {
 				t.Fatal(err)
 			}
+			got := want{Port: s.Port(), From: s.Origin("Bridge").String()}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("Resolve(%s) (-want +got):\n%s", tt.ifname, diff)
 			}
@@ -152,22 +158,25 @@ func TestRecordRoundTrip(t *testing.T) {
 	if r, err := ReadRecord(d, "tap0", nil); r != nil || err != nil {
 		t.Fatalf("ReadRecord of a missing record = %v, %v", r, err)
 	}
-	s := Settings{Bridge: "br1", MTU: 9000, MAC: "keep"}
+	s := settings(t, "Bridge=br1", "MTU=9000", "MAC=keep")
 	if err := WriteRecord(d, "tap0", s); err != nil {
 		t.Fatal(err)
+	}
+	data, err := os.ReadFile(d.RecordPath("tap0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The run directory adds its own lines (who wrote the record) after.
+	wantData := "# Written by qemu-launch for qemu-ifup; removed by qemu-ifdown.\n[Interface]\nBridge=br1\nMTU=9000\nMAC=keep\n"
+	if !strings.HasPrefix(string(data), wantData) {
+		t.Errorf("record file = %q, want it to start %q", data, wantData)
 	}
 	r, err := ReadRecord(d, "tap0", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var p tap.Port
-	for _, e := range r.Entries {
-		if err := apply(&p, e); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if want := (tap.Port{Bridge: "br1", MTU: 9000, MAC: tap.MACKeep}); p != want {
-		t.Errorf("record gives %+v, want %+v", p, want)
+	if !r.Settings.Equal(s) {
+		t.Errorf("record gives %v, want %v", r.Settings, s)
 	}
 	if err := RemoveRecord(d, "tap0"); err != nil {
 		t.Fatal(err)
@@ -183,23 +192,11 @@ func TestRecordRoundTrip(t *testing.T) {
 
 func TestWriteRecordRejects(t *testing.T) {
 	d := openRunDir(t, filepath.Join(t.TempDir(), "run"))
-	dir := d.Path
-	for _, tt := range []struct {
-		ifname string
-		s      Settings
-		want   string
-	}{
-		{"../x", Settings{}, `invalid interface name "../x": contains '/'`},
-		{"tap0", Settings{Bridge: "br 0"}, `record for tap0: Bridge: invalid interface name "br 0": contains whitespace`},
-		{"tap0", Settings{MTU: 10}, `record for tap0: MTU: "10" is not "bridge" or a number from 68 to 65535`},
-		{"tap0", Settings{MAC: "x"}, `record for tap0: MAC: MAC policy "x" is neither high nor keep`},
-	} {
-		err := WriteRecord(d, tt.ifname, tt.s)
-		if err == nil || err.Error() != tt.want {
-			t.Errorf("WriteRecord(%q, %+v) = %v, want %s", tt.ifname, tt.s, err, tt.want)
-		}
+	err := WriteRecord(d, "../x", settings(t, "Bridge=br0"))
+	if want := `invalid interface name "../x": contains '/'`; err == nil || err.Error() != want {
+		t.Errorf("WriteRecord(../x) = %v, want %s", err, want)
 	}
-	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+	if entries, _ := os.ReadDir(d.Path); len(entries) != 0 {
 		t.Errorf("rejected records left files: %v", entries)
 	}
 }
@@ -223,21 +220,17 @@ func FuzzParseConfig(f *testing.F) {
 			}
 			return
 		}
-		var p tap.Port
-		for _, e := range c.Defaults {
-			if err := apply(&p, e); err != nil {
-				t.Fatalf("accepted default %v does not apply: %v", e, err)
-			}
-		}
+		s := c.Defaults
 		for _, r := range c.Rules {
-			for _, e := range r.Entries {
-				if err := apply(&p, e); err != nil {
-					t.Fatalf("accepted entry %v does not apply: %v", e, err)
-				}
-			}
+			s.Merge(r.Settings)
 			c.Match(r.Patterns[0])
 		}
-		if p.Bridge != "" {
+		// What a config accepts, a record carries unchanged.
+		rec, err := ParseRecord("r", FormatRecord(s))
+		if err != nil || !rec.Settings.Equal(s) {
+			t.Fatalf("settings %v do not survive a record: %v, %v", s, rec, err)
+		}
+		if p := s.Port(); p.Bridge != "" {
 			if err := link.ValidateName(p.Bridge); err != nil {
 				t.Fatalf("accepted bridge %q: %v", p.Bridge, err)
 			}
@@ -253,4 +246,50 @@ func openRunDir(t *testing.T, base string) *rundir.Dir {
 	}
 	t.Cleanup(func() { d.Close() })
 	return d
+}
+
+// settings builds the settings KEY=VALUE pairs give, as a file would.
+func settings(t testing.TB, kvs ...string) Settings {
+	t.Helper()
+	var s Settings
+	for _, kv := range kvs {
+		k, v, _ := strings.Cut(kv, "=")
+		if err := s.Set(k, v, Origin{File: "test"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
+
+// TestSettingsMerge checks that a later source overrides only the keys it
+// gives, each keeping the place it was given.
+func TestSettingsMerge(t *testing.T) {
+	s := Defaults()
+	var rule Settings
+	if err := rule.Set("MTU", "9000", Origin{File: "f", Line: 4}); err != nil {
+		t.Fatal(err)
+	}
+	var rec Settings
+	if err := rec.Set("MTU", "bridge", Origin{File: "r", Line: 2}); err != nil {
+		t.Fatal(err)
+	}
+	s.Merge(rule)
+	if got, want := s.String(), "Bridge=virbr0 MTU=9000 MAC=high Promiscuous=yes"; got != want {
+		t.Errorf("after the rule: %s, want %s", got, want)
+	}
+	s.Merge(rec)
+	if got, want := s.String(), "Bridge=virbr0 MTU=bridge MAC=high Promiscuous=yes"; got != want {
+		t.Errorf("after the record: %s, want %s", got, want)
+	}
+	for key, want := range map[string]string{"Bridge": "default", "MTU": "r:2", "AllowMove": ""} {
+		if got := s.Origin(key).String(); got != want {
+			t.Errorf("Origin(%s) = %q, want %q", key, got, want)
+		}
+	}
+	if s.Has("AllowMove") || !s.Has("MTU") {
+		t.Errorf("Has: AllowMove %v, MTU %v; want false, true", s.Has("AllowMove"), s.Has("MTU"))
+	}
+	if err := s.Set("MTU", "jumbo", Origin{}); err == nil || s.Port().MTU != 0 {
+		t.Errorf("a rejected value changed the settings: %v, MTU %d", err, s.Port().MTU)
+	}
 }

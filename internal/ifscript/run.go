@@ -121,10 +121,10 @@ func (s *System) env() ifconf.Env { return ifconf.Env{Getenv: s.Env} }
 // session is what both helpers hold while they work on a tap: its lock,
 // its settings and a netlink handle.
 type session struct {
-	choice ifconf.Choice
-	h      *netlink.Handle
-	dir    *rundir.Dir // nil when unprivileged without access to it
-	unlock func()
+	settings ifconf.Settings
+	h        *netlink.Handle
+	dir      *rundir.Dir // nil when unprivileged without access to it
+	unlock   func()
 }
 
 func (s *session) close() {
@@ -164,16 +164,16 @@ func open(ifname string, env ifconf.Env, log logger, lenient bool) (*session, er
 	default:
 		return nil, fmt.Errorf("%s: %w", ifname, err)
 	}
-	ch, err := ifconf.Resolve(ifname, env)
+	set, err := ifconf.Resolve(ifname, env)
 	if err != nil {
 		if !lenient {
 			s.close0()
 			return nil, fmt.Errorf("%s: %w", ifname, err)
 		}
 		log.send(PriWarning, fmt.Sprintf("%s: warning: %v; detaching anyway", ifname, err), "")
-		ch = ifconf.Choice{Port: tap.Port{Bridge: ifconf.DefaultBridge, MAC: tap.MACHigh, Promisc: true}, From: "default"}
+		set = ifconf.Defaults()
 	}
-	s.choice = ch
+	s.settings = set
 	s.h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		s.close0()
@@ -196,15 +196,15 @@ func up(o Options, sys *System) error {
 		return err
 	}
 	defer s.close()
-	ch, h := s.choice, s.h
-	if err := sys.guard(o.Ifname, ch.Port.Bridge); err != nil {
+	port, h := s.settings.Port(), s.h
+	if err := sys.guard(o.Ifname, port.Bridge); err != nil {
 		return err
 	}
-	pl, err := tap.PlanUp(h, o.Ifname, ch.Port)
+	pl, err := tap.PlanUp(h, o.Ifname, port)
 	if err != nil {
 		return err
 	}
-	br := ch.Port.Bridge
+	br := port.Bridge
 	switch {
 	case o.DryRun:
 		printPlan(sys.Stdout, pl, "already a port of "+br+" as configured")
@@ -224,7 +224,7 @@ func up(o Options, sys *System) error {
 	return pl.Apply(h, func(c tap.Change) {
 		msg := c.String()
 		if c.Op == tap.OpAttach {
-			msg += " (bridge from " + ch.From + ")"
+			msg += " (bridge from " + s.settings.Origin("Bridge").String() + ")"
 		}
 		log.info(msg, br)
 	})
@@ -237,7 +237,7 @@ func down(o Options, sys *System) error {
 	}
 	defer s.close()
 	h := s.h
-	pl, err := tap.PlanDown(h, o.Ifname, s.choice.Port.Promisc)
+	pl, err := tap.PlanDown(h, o.Ifname, s.settings.Port().Promisc)
 	if err != nil {
 		return err
 	}

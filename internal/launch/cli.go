@@ -168,7 +168,9 @@ func Parse(args []string, c *Config) (done bool, err error) {
 			c.Settings = map[string]ifconf.Settings{}
 		}
 		s := c.Settings[id]
-		s.Bridge = b
+		if err := s.Set("Bridge", b, ifconf.Origin{File: "--bridge"}); err != nil {
+			return false, &usageError{err.Error()}
+		}
 		c.Settings[id] = s
 	}
 	return false, nil

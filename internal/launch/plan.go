@@ -129,20 +129,10 @@ func (p *Plan) Actions() []string {
 }
 
 func describeSettings(s ifconf.Settings) string {
-	var parts []string
-	if s.Bridge != "" {
-		parts = append(parts, "Bridge="+s.Bridge)
-	}
-	if s.MTU != 0 {
-		parts = append(parts, fmt.Sprintf("MTU=%d", s.MTU))
-	}
-	if s.MAC != "" {
-		parts = append(parts, "MAC="+s.MAC)
-	}
-	if len(parts) == 0 {
+	if s.IsZero() {
 		return "no settings (qemu-ifup uses " + ifconf.DefaultConfigPath + " or its defaults)"
 	}
-	return strings.Join(parts, " ")
+	return s.String()
 }
 
 // Print writes the dry run: QEMU's command line as one shell-quoted line,

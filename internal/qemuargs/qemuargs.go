@@ -306,8 +306,10 @@ func (r *rewriter) netdev(flag, val string) ([]string, error) {
 		return []string{"-" + flag, val + add}, nil
 	}
 	t := Tap{ID: id, Settings: r.o.Settings[id]}
-	if t.Settings.Bridge == "" {
-		t.Settings.Bridge = r.o.Bridge
+	if !t.Settings.Has("Bridge") && r.o.Bridge != "" {
+		if err := t.Settings.Set("Bridge", r.o.Bridge, ifconf.Origin{File: "--bridge"}); err != nil {
+			return nil, fmt.Errorf("--bridge: %w", err)
+		}
 	}
 	if ifname, ok := o.get("ifname"); ok {
 		if err := link.ValidateName(ifname); err != nil {

@@ -103,7 +103,7 @@ func (vm *VM) Args() []string {
 func (vm *VM) TapSettings() map[string]ifconf.Settings {
 	m := map[string]ifconf.Settings{}
 	for _, n := range vm.NICs {
-		if n.Settings != (ifconf.Settings{}) {
+		if !n.Settings.IsZero() {
 			m[n.ID] = n.Settings
 		}
 	}

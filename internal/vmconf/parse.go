@@ -50,7 +50,7 @@ func Parse(file string, data []byte) (*VM, error) {
 			vm.Drives = append(vm.Drives, d)
 		case "NIC":
 			n := NIC{ID: "net" + strconv.Itoa(len(vm.NICs))}
-			if err = p.each(n.set); err == nil {
+			if err = p.each(func(e unitfile.Entry) error { return n.set(file, e) }); err == nil {
 				err = n.check(file, s.Line)
 			}
 			vm.NICs = append(vm.NICs, n)
@@ -184,7 +184,7 @@ func (d *Drive) set(e unitfile.Entry) error {
 
 var macRe = regexp.MustCompile(`^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$`)
 
-func (n *NIC) set(e unitfile.Entry) error {
+func (n *NIC) set(file string, e unitfile.Entry) error {
 	v := e.Value
 	var err error
 	switch e.Key {
@@ -204,19 +204,12 @@ func (n *NIC) set(e unitfile.Entry) error {
 		n.Script, err = nonEmpty(v)
 	case "DownScript":
 		n.DownScript, err = nonEmpty(v)
-	case "Bridge":
-		err = link.ValidateName(v)
-		n.Settings.Bridge = v
-	case "MTU":
-		if v == "bridge" {
-			return nil
-		}
-		n.Settings.MTU, err = number(v, 68, 65535)
+	case "Bridge", "MTU":
+		err = n.Settings.Set(e.Key, v, ifconf.Origin{File: file, Line: e.Line})
 	case "HostMAC":
-		if v != "high" && v != "keep" {
-			return fmt.Errorf("%q is not high or keep", v)
-		}
-		n.Settings.MAC = v
+		// The host side's MAC policy, named apart from the guest's
+		// MACAddress=.
+		err = n.Settings.Set("MAC", v, ifconf.Origin{File: file, Line: e.Line})
 	default:
 		return errUnknownKey
 	}
@@ -224,7 +217,7 @@ func (n *NIC) set(e unitfile.Entry) error {
 }
 
 func (n *NIC) check(file string, line int) error {
-	if n.Script != "" && n.Settings != (ifconf.Settings{}) {
+	if n.Script != "" && !n.Settings.IsZero() {
 		return fmt.Errorf("%s:%d: [NIC] %s: Bridge=, MTU= and HostMAC= are for qemu-launch's qemu-ifup; they cannot go with Script=", file, line, n.ID)
 	}
 	return nil

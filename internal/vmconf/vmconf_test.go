@@ -32,7 +32,7 @@ func TestExample(t *testing.T) {
 	if vm.Binary != "qemu-system-x86_64" || !vm.HostCPUs.Equal(cpuset.Of(2, 3)) || vm.ShutdownTimeout != time.Minute {
 		t.Errorf("Binary %q, HostCPUs %v, ShutdownTimeout %v", vm.Binary, vm.HostCPUs, vm.ShutdownTimeout)
 	}
-	if diff := cmp.Diff(map[string]ifconf.Settings{"vm0": {Bridge: "br0"}}, vm.TapSettings()); diff != "" {
+	if diff := cmp.Diff(map[string]ifconf.Settings{"vm0": settings(t, "Bridge=br0")}, vm.TapSettings()); diff != "" {
 		t.Errorf("TapSettings (-want +got):\n%s", diff)
 	}
 }
@@ -77,7 +77,7 @@ Arguments=-device 'a b' "c\"d" e\ f
 	if diff := cmp.Diff(want, vm.Args()); diff != "" {
 		t.Errorf("Args (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(map[string]ifconf.Settings{"net0": {MTU: 9000, MAC: "keep"}}, vm.TapSettings()); diff != "" {
+	if diff := cmp.Diff(map[string]ifconf.Settings{"net0": settings(t, "MTU=9000", "MAC=keep")}, vm.TapSettings()); diff != "" {
 		t.Errorf("TapSettings (-want +got):\n%s", diff)
 	}
 }
@@ -96,7 +96,7 @@ func TestParseErrors(t *testing.T) {
 		{"[NIC]\nBridge=br0\nScript=/x\n", "vm.conf:1: [NIC] net0: Bridge=, MTU= and HostMAC= are for qemu-launch's qemu-ifup"},
 		{"[NIC]\nBridge=a-very-long-bridge\n", "vm.conf:2: Bridge: invalid interface name"},
 		{"[NIC]\nMACAddress=52:54:00\n", "vm.conf:2: MACAddress:"},
-		{"[NIC]\nHostMAC=low\n", `vm.conf:2: HostMAC: "low" is not high or keep`},
+		{"[NIC]\nHostMAC=low\n", `vm.conf:2: HostMAC: MAC policy "low" is neither high nor keep`},
 		{"[NIC]\nID=a\n[NIC]\nID=a\n", "vm.conf: two [NIC] sections with ID=a"},
 		{"[VCPU]\nPriority=5\n", "vm.conf:1: [VCPU] without Index="},
 		{"[VCPU]\nIndex=0\nPriority=100\n", `vm.conf:3: Priority: "100" is not a number from 0 to 99`},
@@ -143,4 +143,17 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// settings builds the settings KEY=VALUE pairs give, as a file would.
+func settings(t testing.TB, kvs ...string) ifconf.Settings {
+	t.Helper()
+	var s ifconf.Settings
+	for _, kv := range kvs {
+		k, v, _ := strings.Cut(kv, "=")
+		if err := s.Set(k, v, ifconf.Origin{File: "test"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
 }
