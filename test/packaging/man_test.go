@@ -15,8 +15,8 @@ func TestManPages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(pages) != 4 {
-		t.Errorf("%d manual pages, want 4 (qemu-ifup, qemu-ifdown, qemu-launch, qemu-ifup.conf): %v", len(pages), pages)
+	if len(pages) != 5 {
+		t.Errorf("%d manual pages, want 5 (qemu-ifup, qemu-ifdown, qemu-launch, qemu-ifup.conf, qemu-bridge-helper): %v", len(pages), pages)
 	}
 	for _, p := range pages {
 		var stdout, stderr bytes.Buffer
