@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -147,6 +148,21 @@ func (o *OVS) StopDB(t testing.TB) {
 	o.server.Process.Signal(syscall.SIGTERM)
 	o.server.Wait()
 }
+
+// StopSwitch stops ovs-vswitchd, leaving the database running: a change
+// then commits but is never applied, and ovs-vsctl waits for it in vain.
+func (o *OVS) StopSwitch(t testing.TB) {
+	t.Helper()
+	if o.switchd.ProcessState != nil {
+		return
+	}
+	o.switchd.Process.Signal(syscall.SIGTERM)
+	o.switchd.Wait()
+}
+
+// DBPid is ovsdb-server's process id, for a test that stops it from
+// elsewhere at a moment of its choosing.
+func (o *OVS) DBPid() string { return strconv.Itoa(o.server.Process.Pid) }
 
 // stop stops both daemons and removes the private directory; on a failed
 // test it logs their logs first.
