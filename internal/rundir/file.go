@@ -32,7 +32,10 @@ func ReadFile(path string, limit int64) ([]byte, error) {
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
-	f := os.NewFile(uintptr(fd), path)
+	f, err := newFile(fd, path)
+	if err != nil {
+		return nil, err
+	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
@@ -126,4 +129,18 @@ func kind(m fs.FileMode) string {
 		return "a device"
 	}
 	return "not a regular file"
+}
+
+// newFile wraps fd, opened with O_NONBLOCK so that opening a FIFO cannot
+// hang, in an *os.File, after clearing that flag: os.NewFile registers a
+// non-blocking fd with the runtime's poller, which starts it (an epoll
+// instance, an eventfd) for a file that cannot use it, a cost a helper
+// living a few milliseconds notices. Callers check the file is regular
+// before reading it, so a FIFO is never read. fd is closed on error.
+func newFile(fd int, path string) (*os.File, error) {
+	if err := unix.SetNonblock(fd, false); err != nil {
+		unix.Close(fd)
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(fd), path), nil
 }

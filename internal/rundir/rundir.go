@@ -139,7 +139,10 @@ func (d *Dir) openFile(name string, flags int) (*os.File, error) {
 		}
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
-	f := os.NewFile(uintptr(fd), path)
+	f, err := newFile(fd, path)
+	if err != nil {
+		return nil, err
+	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
