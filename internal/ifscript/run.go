@@ -109,7 +109,7 @@ func (l logger) send(pri int, msg, bridge string) {
 			return
 		}
 	}
-	if pri <= PriErr || !l.quiet {
+	if pri <= PriWarning || !l.quiet {
 		fmt.Fprintln(l.sys.Stderr, line)
 	}
 }
@@ -196,7 +196,17 @@ func up(o Options, sys *System) error {
 		return err
 	}
 	defer s.close()
-	port, h := s.settings.Port(), s.h
+	set, h := s.settings, s.h
+	if set.Origin("Bridge") == (ifconf.Origin{File: "default"}) {
+		br, from, err := defaultBridge(o.Ifname)
+		if err != nil {
+			return err
+		}
+		if err := set.Set("Bridge", br, ifconf.Origin{File: from}); err != nil {
+			return fmt.Errorf("%s: %w", o.Ifname, err)
+		}
+	}
+	port := set.Port()
 	if err := sys.guard(o.Ifname, port.Bridge); err != nil {
 		return err
 	}
@@ -205,18 +215,32 @@ func up(o Options, sys *System) error {
 		return err
 	}
 	br := port.Bridge
+	down := fmt.Sprintf("%s: warning: bridge %s is down; attaching anyway", o.Ifname, br)
 	switch {
 	case o.DryRun:
+		if pl.BridgeDown {
+			fmt.Fprintln(sys.Stdout, down)
+		}
 		printPlan(sys.Stdout, pl, "already a port of "+br+" as configured")
 		return nil
 	case o.Check:
+		var diffs []string
 		if len(pl.Changes) > 0 {
-			return fmt.Errorf("%s: differs from the configuration: %s", o.Ifname, joinChanges(pl.Changes))
+			diffs = append(diffs, "differs from the configuration: "+joinChanges(pl.Changes))
+		}
+		if pl.BridgeDown {
+			diffs = append(diffs, "bridge "+br+" is down")
+		}
+		if len(diffs) > 0 {
+			return fmt.Errorf("%s: %s", o.Ifname, strings.Join(diffs, "; "))
 		}
 		fmt.Fprintf(sys.Stdout, "%s: port of %s as configured\n", o.Ifname, br)
 		return nil
 	}
 	log := sys.logger(Up().Name, o.Ifname, o.Quiet)
+	if pl.BridgeDown {
+		log.send(PriWarning, down, br)
+	}
 	if len(pl.Changes) == 0 {
 		log.info("already a port of "+br+" as configured, nothing changed", br)
 		return nil
@@ -224,10 +248,47 @@ func up(o Options, sys *System) error {
 	return pl.Apply(h, func(c tap.Change) {
 		msg := c.String()
 		if c.Op == tap.OpAttach {
-			msg += " (bridge from " + s.settings.Origin("Bridge").String() + ")"
+			msg += " (bridge from " + set.Origin("Bridge").String() + ")"
 		}
 		log.info(msg, br)
 	})
+}
+
+// defaultBridge is the bridge when neither a record, the environment nor
+// the config names one: virbr0 if it exists, else the Linux bridge that
+// carries the default route, as Debian's own /etc/qemu-ifup picks it.
+func defaultBridge(ifname string) (br, from string, err error) {
+	c, err := link.Open()
+	if err != nil {
+		return "", "", fmt.Errorf("%s: open netlink: %w", ifname, err)
+	}
+	defer c.Close()
+	if _, err := c.ByName(ifconf.DefaultBridge); err == nil {
+		return ifconf.DefaultBridge, "default", nil
+	} else if !errors.Is(err, link.ErrNotFound) {
+		return "", "", fmt.Errorf("%s: look up %s: %w", ifname, ifconf.DefaultBridge, err)
+	}
+	idx, err := c.DefaultRouteLinks()
+	if err != nil {
+		return "", "", fmt.Errorf("%s: read the default route: %w", ifname, err)
+	}
+	var via []string
+	for _, i := range idx {
+		l, err := c.ByIndex(i)
+		if err != nil {
+			continue
+		}
+		if l.Kind == "bridge" {
+			return l.Name, "default route", nil
+		}
+		via = append(via, l.Name)
+	}
+	route := "there is no default route"
+	if len(via) > 0 {
+		route = "the default route goes via " + strings.Join(via, ", ") + ", not a Linux bridge"
+	}
+	return "", "", fmt.Errorf("%s: no bridge given, %s does not exist and %s (set one with QEMU_BRIDGE or %s)",
+		ifname, ifconf.DefaultBridge, route, ifconf.DefaultConfigPath)
 }
 
 func down(o Options, sys *System) error {

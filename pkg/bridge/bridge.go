@@ -121,7 +121,8 @@ func (b *Bridge) Detach(h *netlink.Handle, port netlink.Link) error {
 }
 
 // Verify checks, once port has joined b, that b is still the bridge Get
-// found: the same name and up.
+// found, by name. Whether it is up does not matter: a port may join a bridge
+// that comes up later.
 func (b *Bridge) Verify(h *netlink.Handle, port netlink.Link) error {
 	fail := func(format string, a ...any) error {
 		return fmt.Errorf("attach %s to %s: "+format, append([]any{port.Attrs().Name, b.Name}, a...)...)
@@ -134,8 +135,6 @@ func (b *Bridge) Verify(h *netlink.Handle, port netlink.Link) error {
 		return fail("look up bridge: %w", err)
 	case l.Attrs().Name != b.Name:
 		return fail("bridge %s was renamed to %s", b.Name, l.Attrs().Name)
-	case l.Attrs().RawFlags&unix.IFF_UP == 0:
-		return fail("bridge %s went down", b.Name)
 	}
 	return nil
 }

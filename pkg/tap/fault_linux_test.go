@@ -46,13 +46,6 @@ func TestApplyFaultBetweenSteps(t *testing.T) {
 			want: "bridge br0 was renamed to br1",
 		},
 		{
-			name: "bridge set down before attach", before: OpAttach,
-			fault: func(t *testing.T, ns *nstest.NS) {
-				must(t, ns.Handle.LinkSetDown(ns.Link(t, "br0")))
-			},
-			want: "attach tap0 to br0: bridge br0 went down",
-		},
-		{
 			name: "bridge removed before mac", before: OpMAC,
 			fault: delLink("br0"), want: "attach tap0 to br0: bridge br0 disappeared",
 		},

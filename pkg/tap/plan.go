@@ -76,6 +76,11 @@ type Plan struct {
 	Bridge string
 	// Gone is set by PlanDown when the tap no longer exists.
 	Gone bool
+	// BridgeDown is set by PlanUp when the bridge exists but is down: the
+	// tap is attached anyway, as the classic script, libvirt and
+	// qemu-bridge-helper do (the bridge may come up later in boot), and
+	// the caller warns.
+	BridgeDown bool
 	// Changes lists the steps, in order; empty when there is nothing to do.
 	Changes []Change
 
@@ -139,9 +144,6 @@ func PlanUp(h *netlink.Handle, name string, p Port) (*Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	if !br.Up {
-		return nil, fmt.Errorf("%s: bridge %s is down", name, p.Bridge)
-	}
 	// The tap's bridge: br itself when it is already a port of br, so that
 	// comparing the two says whether to attach.
 	var cur *bridge.Bridge
@@ -157,7 +159,7 @@ func PlanUp(h *netlink.Handle, name string, p Port) (*Plan, error) {
 			return nil, fmt.Errorf("%s: already a port of %s, not %s (AllowMove=yes in the config moves it)", name, cur.Name, p.Bridge)
 		}
 	}
-	pl := &Plan{Tap: name, Bridge: p.Bridge, link: l, have: stateOf(l, cur)}
+	pl := &Plan{Tap: name, Bridge: p.Bridge, BridgeDown: !br.Up, link: l, have: stateOf(l, cur)}
 	have := pl.have
 	want := have
 	want.mtu = p.MTU

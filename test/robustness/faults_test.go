@@ -32,15 +32,6 @@ func TestIfupFaults(t *testing.T) {
 			want: "bridge br0 not found",
 		},
 		{
-			name: "bridge down",
-			setup: func(t *testing.T, ns *nstest.NS) {
-				br := ns.AddBridge(t, "br0", 0)
-				must(t, ns.Handle.LinkSetDown(br))
-				ns.AddTap(t, "tap0")
-			},
-			want: "tap0: bridge br0 is down",
-		},
-		{
 			name: "bridge is a tap",
 			setup: func(t *testing.T, ns *nstest.NS) {
 				ns.AddTap(t, "br0")
