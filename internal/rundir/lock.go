@@ -105,9 +105,13 @@ func (d *Dir) tryLock(name string) (*Lock, error) {
 			f.Close()
 			continue
 		}
+		// Write the pid over whatever a holder left, then cut the rest:
+		// truncating to zero first would make ext4 (auto_da_alloc) flush
+		// the file to disk when it is closed, a disk write per run where
+		// the run directory is not on a tmpfs.
 		pid := []byte(strconv.Itoa(os.Getpid()) + "\n")
-		if err := f.Truncate(0); err == nil {
-			f.WriteAt(pid, 0)
+		if _, err := f.WriteAt(pid, 0); err == nil && held.Size > int64(len(pid)) {
+			f.Truncate(int64(len(pid)))
 		}
 		return &Lock{d: d, name: name, f: f}, nil
 	}

@@ -204,6 +204,23 @@ func TestLock(t *testing.T) {
 	}
 }
 
+// A lock file a killed holder left (never removed) holds a longer pid: the
+// new holder's replaces it whole.
+func TestLockOverLeftFile(t *testing.T) {
+	d := open(t, filepath.Join(t.TempDir(), "run"))
+	name := TapLock("tap0")
+	must(t, os.WriteFile(filepath.Join(d.Path, name), []byte("123456789012\n"), 0o600))
+	l, err := d.Lock(name, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	got, err := os.ReadFile(filepath.Join(d.Path, name))
+	if want := strconv.Itoa(os.Getpid()) + "\n"; err != nil || string(got) != want {
+		t.Errorf("lock file = %q, %v; want %q", got, err, want)
+	}
+}
+
 func TestVMLock(t *testing.T) {
 	for _, tt := range []struct{ in, want string }{
 		{"web1", "vm.web1.lock"},
