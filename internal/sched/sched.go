@@ -72,12 +72,13 @@ func SetPriority(tid, prio int) error {
 		if errors.Is(err, unix.EPERM) && prio > 0 {
 			hint = fmt.Sprintf(" (needs CAP_SYS_NICE or RLIMIT_RTPRIO >= %d, and no RT group scheduling limit)", prio)
 		}
-		return fmt.Errorf("setting thread %d to %s: %w%s", tid, describe(int(attr.Policy), prio), err, hint)
+		return fmt.Errorf("setting thread %d to %s: %w%s", tid, Describe(int(attr.Policy), prio), err, hint)
 	}
 	return nil
 }
 
-func describe(policy, prio int) string {
+// Describe names a policy and priority as chrt does: "SCHED_FIFO priority 80".
+func Describe(policy, prio int) string {
 	if policy == FIFO || policy == unix.SCHED_RR {
 		return fmt.Sprintf("%s priority %d", PolicyName(policy), prio)
 	}
@@ -87,13 +88,14 @@ func describe(policy, prio int) string {
 // A Thread is how the kernel schedules one thread.
 type Thread struct {
 	TID    int
+	Name   string // the kernel's comm: QEMU names its threads with -name debug-threads=on
 	CPUs   cpuset.Set
 	Policy int
 	Prio   int // real-time priority, 0 under the normal policies
 }
 
 func (t Thread) String() string {
-	return fmt.Sprintf("thread %d on CPUs %s under %s", t.TID, t.CPUs, describe(t.Policy, t.Prio))
+	return fmt.Sprintf("thread %d on CPUs %s under %s", t.TID, t.CPUs, Describe(t.Policy, t.Prio))
 }
 
 // Read reads back thread tid of process pid: policy and priority from
@@ -112,7 +114,17 @@ func Read(pid, tid int) (Thread, error) {
 	if err != nil {
 		return Thread{}, err
 	}
-	return Thread{TID: tid, CPUs: cpus, Policy: policy, Prio: prio}, nil
+	return Thread{TID: tid, Name: commName(data), CPUs: cpus, Policy: policy, Prio: prio}, nil
+}
+
+// commName returns field 2 of a stat line, the command name without its
+// parentheses: from the first '(' to the last ')'.
+func commName(data []byte) string {
+	start, end := bytes.IndexByte(data, '('), bytes.LastIndexByte(data, ')')
+	if start < 0 || end < start {
+		return ""
+	}
+	return string(data[start+1 : end])
 }
 
 // parseStat returns fields 40 (rt_priority) and 41 (policy) of a stat

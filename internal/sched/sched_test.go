@@ -20,6 +20,9 @@ func TestParseStat(t *testing.T) {
 	if err != nil || prio != 80 || policy != FIFO {
 		t.Errorf("parseStat = %d, %d, %v; want 80, 1", prio, policy, err)
 	}
+	if got := commName([]byte(line)); got != "a) b (c" {
+		t.Errorf("commName = %q, want %q", got, "a) b (c")
+	}
 	if _, _, err := parseStat([]byte("1 (x) S 1 2")); err == nil {
 		t.Error("parseStat accepted a short line")
 	}

@@ -213,6 +213,19 @@ func (c *Client) QueryCPUsFast(ctx context.Context) ([]CPU, error) {
 	return cpus, err
 }
 
+// An IOThread is one -object iothread as query-iothreads describes it.
+type IOThread struct {
+	ID       string `json:"id"`
+	ThreadID int    `json:"thread-id"`
+}
+
+// QueryIOThreads lists the I/O threads with the host thread running each.
+func (c *Client) QueryIOThreads(ctx context.Context) ([]IOThread, error) {
+	var ts []IOThread
+	err := c.Execute(ctx, "query-iothreads", nil, &ts)
+	return ts, err
+}
+
 // Status is what query-status returns.
 type Status struct {
 	Running bool   `json:"running"`

@@ -88,6 +88,7 @@ func TestHandshakeAndCommands(t *testing.T) {
 			`{"timestamp": {"seconds": 1}, "event": "RESUME"}`,
 			`{"return": [{"thread-id": 11541, "props": {"core-id": 0}, "qom-path": "/machine/unattached/device[0]", "cpu-index": 0, "target": "x86_64"}, {"thread-id": 11542, "qom-path": "/machine/unattached/device[2]", "cpu-index": 1, "target": "x86_64"}], "id": ID}`,
 		}},
+		step{[]string{`{"return": [{"poll-shrink": 0, "thread-id": 1261, "aio-max-batch": 0, "poll-grow": 0, "poll-max-ns": 32768, "id": "io0"}], "id": ID}`}},
 		ok(),
 		step{[]string{`{"return": {"status": "running", "singlestep": false, "running": true}, "id": ID}`}},
 		ok(),
@@ -112,6 +113,11 @@ func TestHandshakeAndCommands(t *testing.T) {
 	if diff := cmp.Diff(want, cpus); diff != "" {
 		t.Errorf("QueryCPUsFast (-want +got):\n%s", diff)
 	}
+	// As QEMU 7.2 answers.
+	ios, err := c.QueryIOThreads(ctx)
+	if diff := cmp.Diff([]IOThread{{ID: "io0", ThreadID: 1261}}, ios); err != nil || diff != "" {
+		t.Errorf("QueryIOThreads: %v (-want +got):\n%s", err, diff)
+	}
 	if err := c.Cont(ctx); err != nil {
 		t.Errorf("Cont: %v", err)
 	}
@@ -131,7 +137,7 @@ func TestHandshakeAndCommands(t *testing.T) {
 		t.Errorf("Quit: %v", err)
 	}
 	got := <-f.got
-	wantCmds := []string{"qmp_capabilities", "query-cpus-fast", "cont", "query-status", "system_powerdown",
+	wantCmds := []string{"qmp_capabilities", "query-cpus-fast", "query-iothreads", "cont", "query-status", "system_powerdown",
 		`human-monitor-command {"command-line":"info cpus"}`, "quit"}
 	if diff := cmp.Diff(wantCmds, commands(got)); diff != "" {
 		t.Errorf("commands QEMU read (-want +got):\n%s", diff)
