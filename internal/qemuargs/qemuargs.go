@@ -44,6 +44,10 @@ type Options struct {
 	// QMPFd is the descriptor number of the QMP socket in QEMU; 0 adds
 	// no monitor.
 	QMPFd int
+	// PlaceThreads says the launcher places QEMU's threads before the
+	// guest runs (emulator or I/O thread placement): -S is added as for
+	// -vcpu.
+	PlaceThreads bool
 }
 
 // A Tap is a tap netdev the launcher wired to the helpers.
@@ -72,6 +76,15 @@ type Result struct {
 	Paused  bool   // the user's -S: stay paused after setup
 	AddedS  bool   // the launcher added -S to pin before the guest runs
 	MemLock string // "on" or "off" when -realtime was translated
+
+	// LocksMemory: the command asks QEMU to lock the guest's memory
+	// (-overcommit mem-lock=on, or -realtime mlock=on where kept).
+	LocksMemory bool
+	// Memory is the guest's memory at start in bytes (-m), 0 when the
+	// command gives none or QEMU's syntax is beyond this reading.
+	Memory int64
+	// IOThreads are the ids of the -object iothread the command creates.
+	IOThreads []string
 }
 
 // noArg lists the QEMU options that take no argument (HAS_ARG 0 in
@@ -153,7 +166,7 @@ func Rewrite(args []string, o Options) (*Result, error) {
 	if err := r.finish(); err != nil {
 		return nil, err
 	}
-	if len(r.res.Pins) > 0 && !r.res.Paused {
+	if (len(r.res.Pins) > 0 || o.PlaceThreads) && !r.res.Paused {
 		out = append(out, "-S")
 		r.res.AddedS = true
 	}
@@ -163,6 +176,7 @@ func Rewrite(args []string, o Options) (*Result, error) {
 			"-mon", "chardev="+QMPChardev+",mode=control")
 	}
 	r.res.Args = out
+	r.res.LocksMemory, r.res.Memory, r.res.IOThreads = locksMemory(out), memorySize(out), ioThreads(out)
 	return &r.res, nil
 }
 

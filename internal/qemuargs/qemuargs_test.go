@@ -46,7 +46,7 @@ func TestRewrite(t *testing.T) {
 					"-device", "e1000,netdev=vm0",
 					"-netdev", "tap,id=vm0,script=/etc/qemu-ifup,downscript=/etc/qemu-ifdown",
 					"-S"}, qmp...),
-				Name: "rt", VCPUs: 2, MemLock: "on", AddedS: true,
+				Name: "rt", VCPUs: 2, MemLock: "on", AddedS: true, LocksMemory: true, Memory: 512 << 20,
 				Pins: []Pin{{VCPU: 0, CPUs: cpuset.Of(2)}, {VCPU: 1, CPUs: cpuset.Of(3), Prio: 80}},
 			},
 		},
@@ -54,7 +54,14 @@ func TestRewrite(t *testing.T) {
 			name: "seed on a QEMU with -realtime and -vcpu",
 			args: seed,
 			opt:  Options{Caps: func() (Caps, error) { return Caps{Realtime: true, VCPU: true}, nil }},
-			want: Result{Args: append(append([]string{}, seed...), qmp...), Name: "rt", VCPUs: 2},
+			want: Result{Args: append(append([]string{}, seed...), qmp...), Name: "rt", VCPUs: 2, LocksMemory: true, Memory: 512 << 20},
+		},
+		{
+			name: "thread placement pauses the guest and lists the I/O threads",
+			args: []string{"-object", "iothread,id=io0", "-object", `{"qom-type":"iothread","id":"io1"}`, "-object", "memory-backend-ram,id=m,size=1G"},
+			opt:  Options{PlaceThreads: true},
+			want: Result{Args: append([]string{"-object", "iothread,id=io0", "-object", `{"qom-type":"iothread","id":"io1"}`, "-object", "memory-backend-ram,id=m,size=1G", "-S"}, qmp...),
+				Name: "qemu", VCPUs: 1, AddedS: true, IOThreads: []string{"io0", "io1"}},
 		},
 		{
 			name: "tap without scripts gets the helpers and a derived name",
@@ -325,4 +332,30 @@ func settings(t testing.TB, kvs ...string) ifconf.Settings {
 		}
 	}
 	return s
+}
+
+// What the host check reads from a command line: the memory to lock.
+func TestMemoryReaders(t *testing.T) {
+	tests := []struct {
+		args []string
+		lock bool
+		size int64
+	}{
+		{nil, false, 0},
+		{[]string{"-m", "512"}, false, 512 << 20},
+		{[]string{"-m", "size=2G,slots=2,maxmem=8G", "-overcommit", "mem-lock=on"}, true, 2 << 30},
+		{[]string{"-m", "1.5g", "-overcommit", "mem-lock=on-fault"}, true, 3 << 29},
+		{[]string{"-m", "256M", "-m", "64k", "-overcommit", "cpu-pm=on"}, false, 64 << 10},
+		{[]string{"-realtime", "mlock=on", "-overcommit", "mem-lock=off"}, false, 0},
+		{[]string{"-realtime", "", "-m", "lots"}, true, 0},
+		{[]string{"-m", "12x", "-nographic", "-overcommit", "mem-lock=on"}, true, 0},
+	}
+	for _, tt := range tests {
+		if got := locksMemory(tt.args); got != tt.lock {
+			t.Errorf("locksMemory(%q) = %v, want %v", tt.args, got, tt.lock)
+		}
+		if got := memorySize(tt.args); got != tt.size {
+			t.Errorf("memorySize(%q) = %d, want %d", tt.args, got, tt.size)
+		}
+	}
 }

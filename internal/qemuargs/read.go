@@ -1,0 +1,119 @@
+package qemuargs
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+)
+
+// These read what the launcher's host check and thread placement need
+// from a command line, after the rewrite. They never fail: what they
+// cannot read, QEMU will judge.
+
+// values calls fn with the value of every option named one of names, in
+// order.
+func values(args []string, fn func(name, val string), names ...string) {
+	for i := 0; i < len(args); i++ {
+		o := optName(args[i])
+		if o == "" || noArg[o] || i+1 == len(args) {
+			continue
+		}
+		i++
+		for _, n := range names {
+			if o == n {
+				fn(o, args[i])
+			}
+		}
+	}
+}
+
+// locksMemory reports whether QEMU is asked to lock its memory: the last
+// of -overcommit mem-lock= and -realtime mlock= decides, as in QEMU.
+func locksMemory(args []string) bool {
+	lock := false
+	values(args, func(name, val string) {
+		key := "mem-lock"
+		if name == "realtime" {
+			key = "mlock"
+			if _, set := parseOpts(val, "").get(key); !set {
+				lock = true // -realtime's default
+				return
+			}
+		}
+		if v, set := parseOpts(val, "").get(key); set {
+			lock = v == "on" || v == "on-fault"
+		}
+	}, "overcommit", "realtime")
+	return lock
+}
+
+// memorySize is the guest's memory at start (-m SIZE or -m size=SIZE, in
+// MiB without a suffix), 0 when not given or not readable.
+func memorySize(args []string) int64 {
+	var size int64
+	values(args, func(_, val string) {
+		if v, ok := parseOpts(val, "size").get("size"); ok {
+			size = parseSize(v)
+		}
+	}, "m")
+	return size
+}
+
+// parseSize reads a size as QEMU's -m does: a number, possibly with a
+// fraction, and an optional suffix K, M, G or T (M when none).
+func parseSize(v string) int64 {
+	mult := int64(1) << 20
+	if n := len(v); n > 0 {
+		switch strings.ToUpper(v[n-1:]) {
+		case "K":
+			mult = 1 << 10
+		case "M":
+			mult = 1 << 20
+		case "G":
+			mult = 1 << 30
+		case "T":
+			mult = 1 << 40
+		case "B":
+			mult = 1
+		default:
+			if v[n-1] < '0' || v[n-1] > '9' {
+				return 0
+			}
+		}
+		if v[n-1] < '0' || v[n-1] > '9' {
+			v = v[:n-1]
+		}
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f <= 0 || f*float64(mult) > 1<<62 {
+		return 0
+	}
+	return int64(f * float64(mult))
+}
+
+// ioThreads lists the ids of the I/O threads the command creates
+// (-object iothread,id=ID or its JSON form).
+func ioThreads(args []string) []string {
+	var ids []string
+	values(args, func(_, val string) {
+		var typ, id string
+		if strings.HasPrefix(val, "{") {
+			var o struct {
+				Type string `json:"qom-type"`
+				ID   string `json:"id"`
+			}
+			if json.Unmarshal([]byte(val), &o) != nil {
+				return
+			}
+			typ, id = o.Type, o.ID
+		} else {
+			o := parseOpts(val, "qom-type")
+			typ, _ = o.get("qom-type")
+			id, _ = o.get("id")
+		}
+		if typ == "iothread" && id != "" {
+			ids = append(ids, id)
+		}
+	}, "object")
+	return ids
+}
