@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/ifconf"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/cpuset"
 )
 
 // Args is the QEMU command line the file describes, before qemu-launch's
@@ -43,6 +44,9 @@ func (vm *VM) Args() []string {
 			s += ",affinity=" + v.Affinity.Mask()
 		}
 		add("-vcpu", s+",prio="+strconv.Itoa(v.Priority))
+	}
+	for _, io := range vm.IO {
+		add("-object", "iothread,id="+io.ID)
 	}
 	if vm.NoReboot {
 		add("-no-reboot")
@@ -105,6 +109,17 @@ func (vm *VM) TapSettings() map[string]ifconf.Settings {
 	for _, n := range vm.NICs {
 		if !n.Settings.IsZero() {
 			m[n.ID] = n.Settings
+		}
+	}
+	return m
+}
+
+// IOThreadCPUs are the CPUs of the I/O threads placed apart, by id.
+func (vm *VM) IOThreadCPUs() map[string]cpuset.Set {
+	m := map[string]cpuset.Set{}
+	for _, io := range vm.IO {
+		if !io.CPUs.Empty() {
+			m[io.ID] = io.CPUs
 		}
 	}
 	return m

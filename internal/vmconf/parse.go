@@ -60,6 +60,12 @@ func Parse(file string, data []byte) (*VM, error) {
 				err = fmt.Errorf("%s:%d: [VCPU] without Index=", file, s.Line)
 			}
 			vm.VCPU = append(vm.VCPU, v)
+		case "IOThread":
+			var io IOThread
+			if err = p.each(io.set); err == nil && io.ID == "" {
+				err = fmt.Errorf("%s:%d: [IOThread] without ID=", file, s.Line)
+			}
+			vm.IO = append(vm.IO, io)
 		case "QEMU":
 			err = p.each(func(e unitfile.Entry) error {
 				if e.Key != "Arguments" {
@@ -70,7 +76,7 @@ func Parse(file string, data []byte) (*VM, error) {
 				return err
 			})
 		default:
-			return nil, fmt.Errorf("%s:%d: unknown section [%s] (want [VM], [Drive], [NIC], [VCPU] or [QEMU])", file, s.Line, s.Name)
+			return nil, fmt.Errorf("%s:%d: unknown section [%s] (want [VM], [Drive], [NIC], [VCPU], [IOThread] or [QEMU])", file, s.Line, s.Name)
 		}
 		if err != nil {
 			return nil, err
@@ -138,6 +144,8 @@ func (vm *VM) set(e unitfile.Entry) error {
 		vm.VCPUs, err = number(v, 1, 4096)
 	case "HostCPUs":
 		vm.HostCPUs, err = cpuset.ParseList(v)
+	case "EmulatorCPUs":
+		vm.EmulatorCPUs, err = cpuset.ParseList(v)
 	case "MemoryLock":
 		var b bool
 		b, err = unitfile.ParseBool(v)
@@ -238,6 +246,19 @@ func (v *VCPU) set(e unitfile.Entry) error {
 	return err
 }
 
+func (io *IOThread) set(e unitfile.Entry) error {
+	var err error
+	switch e.Key {
+	case "ID":
+		io.ID, err = word(e.Value)
+	case "CPUs":
+		io.CPUs, err = cpuset.ParseList(e.Value)
+	default:
+		return errUnknownKey
+	}
+	return err
+}
+
 // check looks across sections.
 func (vm *VM) check(file string) error {
 	ids := map[string]bool{}
@@ -246,6 +267,19 @@ func (vm *VM) check(file string) error {
 			return fmt.Errorf("%s: two [NIC] sections with ID=%s", file, n.ID)
 		}
 		ids[n.ID] = true
+	}
+	if !vm.HostCPUs.Empty() && !vm.EmulatorCPUs.Minus(vm.HostCPUs).Empty() {
+		return fmt.Errorf("%s: EmulatorCPUs=%s is outside HostCPUs=%s", file, vm.EmulatorCPUs, vm.HostCPUs)
+	}
+	ios := map[string]bool{}
+	for _, io := range vm.IO {
+		if ios[io.ID] {
+			return fmt.Errorf("%s: two [IOThread] sections with ID=%s", file, io.ID)
+		}
+		ios[io.ID] = true
+		if !vm.HostCPUs.Empty() && !io.CPUs.Minus(vm.HostCPUs).Empty() {
+			return fmt.Errorf("%s: [IOThread] ID=%s: CPUs=%s is outside HostCPUs=%s", file, io.ID, io.CPUs, vm.HostCPUs)
+		}
 	}
 	idx := map[int]bool{}
 	for _, v := range vm.VCPU {

@@ -16,6 +16,10 @@
 //	Affinity=3
 //	Priority=80
 //
+//	[IOThread]
+//	ID=io0
+//	CPUs=2
+//
 //	[NIC]
 //	ID=vm0
 //	Model=e1000
@@ -43,7 +47,8 @@ type VM struct {
 	Memory          string
 	VCPUs           int // 0: QEMU's default
 	HostCPUs        cpuset.Set
-	MemoryLock      string // "", "on" or "off"
+	EmulatorCPUs    cpuset.Set // QEMU's threads other than vCPUs and placed I/O threads
+	MemoryLock      string     // "", "on" or "off"
 	Kernel          string
 	Initrd          string
 	Append          string
@@ -55,6 +60,7 @@ type VM struct {
 	Drives []Drive
 	NICs   []NIC
 	VCPU   []VCPU
+	IO     []IOThread
 	Extra  []string // [QEMU] Arguments=
 }
 
@@ -69,6 +75,13 @@ type NIC struct {
 	Ifname                string
 	Script, DownScript    string
 	Settings              ifconf.Settings // Bridge=, MTU=, HostMAC=
+}
+
+// An IOThread is an [IOThread] section: one -object iothread, placed on
+// CPUs when they are given.
+type IOThread struct {
+	ID   string
+	CPUs cpuset.Set // empty: with QEMU's other threads
 }
 
 // A VCPU is a [VCPU] section: one -vcpu.

@@ -60,6 +60,11 @@ Options=cache=none
 [VCPU]
 Index=3
 Priority=10
+[IOThread]
+ID=io0
+CPUs=1
+[IOThread]
+ID=io1
 [QEMU]
 Arguments=-device 'a b' "c\"d" e\ f
 `
@@ -68,7 +73,8 @@ Arguments=-device 'a b' "c\"d" e\ f
 		t.Fatal(err)
 	}
 	want := []string{
-		"-name", "guest=web,, one", "-m", "2G", "-smp", "4", "-vcpu", "3,prio=10", "-S",
+		"-name", "guest=web,, one", "-m", "2G", "-smp", "4", "-vcpu", "3,prio=10",
+		"-object", "iothread,id=io0", "-object", "iothread,id=io1", "-S",
 		"-append", "console=ttyS0 quiet", "-drive", "file=/a,,b.img,cache=none",
 		"-device", "virtio-net-pci,netdev=net0,mac=52:54:00:12:34:56", "-netdev", "tap,id=net0,ifname=web0",
 		"-device", "virtio-net-pci,netdev=net1", "-netdev", "tap,id=net1,script=/etc/my-ifup,downscript=no",
@@ -79,6 +85,9 @@ Arguments=-device 'a b' "c\"d" e\ f
 	}
 	if diff := cmp.Diff(map[string]ifconf.Settings{"net0": settings(t, "MTU=9000", "MAC=keep")}, vm.TapSettings()); diff != "" {
 		t.Errorf("TapSettings (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]cpuset.Set{"io0": cpuset.Of(1)}, vm.IOThreadCPUs(), cmp.Comparer(cpuset.Set.Equal)); diff != "" {
+		t.Errorf("IOThreadCPUs (-want +got):\n%s", diff)
 	}
 }
 
@@ -102,6 +111,12 @@ func TestParseErrors(t *testing.T) {
 		{"[VCPU]\nIndex=0\nPriority=100\n", `vm.conf:3: Priority: "100" is not a number from 0 to 99`},
 		{"[VM]\nVCPUs=2\n[VCPU]\nIndex=2\n", "vm.conf: [VCPU] Index=2: the VM has 2 vCPU(s)"},
 		{"[VM]\nVCPUs=2\nHostCPUs=2,3\n[VCPU]\nIndex=1\nAffinity=0x1\n", "vm.conf: [VCPU] Index=1: Affinity=0 is outside HostCPUs=2-3"},
+		{"[VM]\nHostCPUs=2,3\nEmulatorCPUs=1-2\n", "vm.conf: EmulatorCPUs=1-2 is outside HostCPUs=2-3"},
+		{"[VM]\nEmulatorCPUs=x\n", "vm.conf:2: EmulatorCPUs: "},
+		{"[IOThread]\nCPUs=1\n", "vm.conf:1: [IOThread] without ID="},
+		{"[IOThread]\nID=a b\n", `vm.conf:2: ID: "a b" is not a plain word`},
+		{"[IOThread]\nID=a\n[IOThread]\nID=a\n", "vm.conf: two [IOThread] sections with ID=a"},
+		{"[VM]\nHostCPUs=2\n[IOThread]\nID=a\nCPUs=0\n", "vm.conf: [IOThread] ID=a: CPUs=0 is outside HostCPUs=2"},
 		{"[QEMU]\nArguments=-append 'x\n", "vm.conf:2: Arguments: unterminated ' quote"},
 		{"[QEMU]\nArgs=x\n", "vm.conf:2: unknown key Args= in [QEMU]"},
 		{"Name=x\n", "vm.conf: line 1: Name= before any [section]"},
