@@ -17,7 +17,8 @@ import (
 )
 
 const usage = `usage: qemu-launch [OPTIONS] [--] QEMU-BINARY [QEMU-ARGS...]
-       qemu-launch [OPTIONS] --config FILE`
+       qemu-launch [OPTIONS] --config FILE
+       qemu-launch --check-host [OPTIONS] (--config FILE | QEMU-BINARY [QEMU-ARGS...])`
 
 const help = usage + `
 
@@ -28,6 +29,9 @@ the guest down on SIGTERM, SIGINT or SIGHUP. Exits with QEMU's status.
 Options:
   --config FILE           the VM described in a file (systemd unit syntax)
   --cpus LIST             host CPUs for every QEMU thread (taskset list: 2,3 or 0-3,8)
+  --emulator-cpus LIST    host CPUs for QEMU's threads other than the vCPUs (main
+                          loop, I/O, RCU, workers, and threads they start later)
+  --iothread-cpus ID=LIST host CPUs for the I/O thread -object iothread,id=ID (repeatable)
   --bridge BR             bridge for the taps given none
   --bridge NETDEV_ID=BR   bridge for the tap of one netdev (repeatable)
   --ifup PATH             the up-script wired into script= (default: %s)
@@ -35,6 +39,9 @@ Options:
   --shutdown-timeout DUR  time the guest has to power down before SIGTERM (default %s)
   --qmp-timeout DUR       time QEMU has to answer on QMP at start-up (default %s)
   --dry-run               print QEMU's command line and the launcher's actions; start nothing
+  --check-host            check this host for the VM's SCHED_FIFO vCPUs (isolation,
+                          real-time throttling, memory lock, placement); start nothing
+  --strict                the host check's warnings refuse the start (and fail --check-host)
   --verbose, -v           say what is done, on stderr
   --help, -h              this help
   --version               print the version
@@ -79,6 +86,26 @@ func (b *bridgeFlag) Set(v string) error {
 	return nil
 }
 
+// iothreadFlag collects --iothread-cpus ID=LIST.
+type iothreadFlag map[string]cpuset.Set
+
+func (f iothreadFlag) String() string { return "" }
+func (f iothreadFlag) Set(v string) error {
+	id, list, ok := strings.Cut(v, "=")
+	if !ok || id == "" {
+		return errors.New("want ID=LIST, the id of an -object iothread and its CPUs")
+	}
+	if _, dup := f[id]; dup {
+		return fmt.Errorf("CPUs for I/O thread %s given twice", id)
+	}
+	s, err := cpuset.ParseList(list)
+	if err != nil {
+		return err
+	}
+	f[id] = s
+	return nil
+}
+
 type cpusFlag struct{ set *cpuset.Set }
 
 func (c cpusFlag) String() string { return "" }
@@ -107,6 +134,11 @@ func Parse(args []string, c *Config) (done bool, err error) {
 	)
 	fs.StringVar(&config, "config", "", "")
 	fs.Var(cpusFlag{&c.CPUs}, "cpus", "")
+	fs.Var(cpusFlag{&c.EmulatorCPUs}, "emulator-cpus", "")
+	iothreads := iothreadFlag{}
+	fs.Var(iothreads, "iothread-cpus", "")
+	fs.BoolVar(&c.CheckHost, "check-host", false, "")
+	fs.BoolVar(&c.Strict, "strict", false, "")
 	fs.Var(&br, "bridge", "")
 	fs.StringVar(&c.IfUp, "ifup", up, "")
 	fs.StringVar(&c.IfDown, "ifdown", down, "")
@@ -152,6 +184,14 @@ func Parse(args []string, c *Config) (done bool, err error) {
 		if !set["cpus"] {
 			c.CPUs = vm.HostCPUs
 		}
+		if !set["emulator-cpus"] {
+			c.EmulatorCPUs = vm.EmulatorCPUs
+		}
+		for id, cpus := range vm.IOThreadCPUs() {
+			if _, given := iothreads[id]; !given {
+				iothreads[id] = cpus
+			}
+		}
 		if !set["shutdown-timeout"] && vm.ShutdownTimeout > 0 {
 			c.ShutdownTimeout = vm.ShutdownTimeout
 		}
@@ -161,6 +201,9 @@ func Parse(args []string, c *Config) (done bool, err error) {
 			return false, &usageError{"no QEMU binary given"}
 		}
 		c.Binary, c.Args = rest[0], rest[1:]
+	}
+	if len(iothreads) > 0 {
+		c.IOThreadCPUs = iothreads
 	}
 	c.Bridge = br.def
 	for id, b := range br.perID {

@@ -1,8 +1,10 @@
 // Package launch runs QEMU for qemu-launch: it rewrites the command line
-// (package qemuargs), starts QEMU inside the host CPUs asked for, pins and
-// prioritises the vCPU threads over QMP before the guest runs, tells
-// systemd, and stays QEMU's parent until it exits, powering the guest down
-// on SIGTERM, SIGINT or SIGHUP and cleaning up after a QEMU that died.
+// (package qemuargs), checks the host for a real-time guest (package
+// hostcheck), starts QEMU inside the host CPUs asked for, pins and
+// prioritises the vCPU threads over QMP before the guest runs, keeps
+// QEMU's other threads on the emulator CPUs, tells systemd, and stays
+// QEMU's parent until it exits, powering the guest down on SIGTERM, SIGINT
+// or SIGHUP and cleaning up after a QEMU that died.
 package launch
 
 import (
@@ -34,17 +36,23 @@ type Config struct {
 	Binary string   // the QEMU binary, as exec.LookPath takes it
 	Args   []string // QEMU's arguments, before the rewrite
 
-	CPUs     cpuset.Set                 // host CPUs for every QEMU thread; empty: no limit
-	IfUp     string                     // the helper for script=
-	IfDown   string                     // the helper for downscript=
-	Bridge   string                     // bridge for taps without one in Settings
-	Settings map[string]ifconf.Settings // per netdev id
+	CPUs cpuset.Set // host CPUs for every QEMU thread; empty: no limit
+	// EmulatorCPUs are the host CPUs of QEMU's threads other than the
+	// vCPUs and the I/O threads placed by id; empty: not placed.
+	EmulatorCPUs cpuset.Set
+	IOThreadCPUs map[string]cpuset.Set      // I/O threads placed by -object iothread id
+	IfUp         string                     // the helper for script=
+	IfDown       string                     // the helper for downscript=
+	Bridge       string                     // bridge for taps without one in Settings
+	Settings     map[string]ifconf.Settings // per netdev id
 
 	ShutdownTimeout time.Duration // 0: DefaultShutdownTimeout
 	QMPTimeout      time.Duration // 0: DefaultQMPTimeout
 
-	DryRun  bool
-	Verbose bool
+	DryRun    bool
+	CheckHost bool // check the host for the VM's real-time vCPUs; start nothing
+	Strict    bool // the host check's warnings refuse the start
+	Verbose   bool
 
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
@@ -52,6 +60,9 @@ type Config struct {
 	// records, systemd's variables, and QEMU's environment.
 	Getenv  func(string) string
 	Environ func() []string
+
+	// hostRoot is where the host check reads /proc and /sys; "" is "/".
+	hostRoot string
 }
 
 // FromOS fills in the streams and the environment of this process.

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/ifconf"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/qemuargs"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/cpuset"
 )
 
@@ -37,6 +40,12 @@ func TestParse(t *testing.T) {
 				ShutdownTimeout: 5 * time.Second, QMPTimeout: DefaultQMPTimeout, Verbose: true},
 		},
 		{
+			[]string{"--emulator-cpus", "0", "--iothread-cpus", "io0=1", "--iothread-cpus", "io1=0-1", "--check-host", "--strict", "q"},
+			Config{Binary: "q", Args: []string{}, EmulatorCPUs: cpuset.Of(0),
+				IOThreadCPUs: map[string]cpuset.Set{"io0": cpuset.Of(1), "io1": cpuset.Of(0, 1)}, CheckHost: true, Strict: true,
+				ShutdownTimeout: DefaultShutdownTimeout, QMPTimeout: DefaultQMPTimeout},
+		},
+		{
 			// Flags end at the binary: QEMU's -S is QEMU's.
 			[]string{"--dry-run", "qemu", "-S", "--cpus", "9"},
 			Config{Binary: "qemu", Args: []string{"-S", "--cpus", "9"}, DryRun: true,
@@ -56,7 +65,7 @@ func TestParse(t *testing.T) {
 		if diff := cmp.Diff(tt.want, *c, cmp.Comparer(cpuset.Set.Equal),
 			cmp.FilterPath(func(p cmp.Path) bool {
 				switch p.Last().String() {
-				case ".Stdin", ".Stdout", ".Stderr", ".Getenv", ".Environ":
+				case ".Stdin", ".Stdout", ".Stderr", ".Getenv", ".Environ", ".hostRoot":
 					return true
 				}
 				return false
@@ -82,6 +91,10 @@ func TestParseErrors(t *testing.T) {
 		{[]string{"--nope", "q"}, "flag provided but not defined: --nope", true},
 		{[]string{"--config", "x.conf", "q"}, "--config takes no QEMU command line", true},
 		{[]string{"--config", "/nonexistent/vm.conf"}, "reading VM file", false},
+		{[]string{"--emulator-cpus", "0-", "q"}, `"0-" for --emulator-cpus: CPU list`, true},
+		{[]string{"--iothread-cpus", "io0", "q"}, "want ID=LIST", true},
+		{[]string{"--iothread-cpus", "=1", "q"}, "want ID=LIST", true},
+		{[]string{"--iothread-cpus", "a=1", "--iothread-cpus", "a=0", "q"}, "CPUs for I/O thread a given twice", true},
 	}
 	for _, tt := range tests {
 		c, _ := testConfig()
@@ -148,12 +161,101 @@ func TestPrepareRefuses(t *testing.T) {
 	}
 	cpus := online.CPUs()
 	past := cpus[len(cpus)-1] + 1
-	c, _ := testConfig()
-	c.Binary, c.CPUs = "/nonexistent/qemu", cpuset.Of(0, past)
-	_, err = Prepare(context.Background(), c)
-	want := "--cpus " + c.CPUs.String() + ": CPU " + cpuset.Of(past).String() + " not online (online: " + online.String() + ")"
-	if err == nil || err.Error() != want {
-		t.Errorf("Prepare = %v, want %q", err, want)
+	offline := " not online (online: " + online.String() + ")"
+	first := cpuset.Of(cpus[0])
+	type refusal struct {
+		cpus, emulator cpuset.Set
+		io             map[string]cpuset.Set
+		want           string
+	}
+	tests := []refusal{
+		{cpus: cpuset.Of(0, past), want: "--cpus " + cpuset.Of(0, past).String() + ": CPU " + cpuset.Of(past).String() + offline},
+		{emulator: cpuset.Of(past), want: "--emulator-cpus " + cpuset.Of(past).String() + ": CPU " + cpuset.Of(past).String() + offline},
+		{io: map[string]cpuset.Set{"io0": cpuset.Of(past)}, want: "--iothread-cpus io0 " + cpuset.Of(past).String() + ": CPU " + cpuset.Of(past).String() + offline},
+		{io: map[string]cpuset.Set{"io9": first}, want: "--iothread-cpus io9: the command has no -object iothread,id=io9"},
+	}
+	if len(cpus) > 1 {
+		second := cpuset.Of(cpus[1])
+		tests = append(tests,
+			refusal{cpus: first, emulator: online, want: "--emulator-cpus " + online.String() + ": CPU " + online.Minus(first).String() + " is outside --cpus " + first.String()},
+			refusal{cpus: second, io: map[string]cpuset.Set{"io0": first}, want: "--iothread-cpus io0=" + first.String() + ": CPU " + first.String() + " is outside --cpus " + second.String()},
+		)
+	}
+	for _, tt := range tests {
+		c, _ := testConfig()
+		c.Binary, c.CPUs, c.EmulatorCPUs, c.IOThreadCPUs = "/nonexistent/qemu", tt.cpus, tt.emulator, tt.io
+		c.Args = []string{"-object", "iothread,id=io0"}
+		_, err = Prepare(context.Background(), c)
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("Prepare = %v, want %q", err, tt.want)
+		}
+	}
+}
+
+// Emulator and I/O thread placement in a dry run: QEMU starts paused on
+// the emulator CPUs, and the launcher says what it places.
+func TestDryRunPlacement(t *testing.T) {
+	online, err := cpuset.Online()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !online.Has(1) {
+		t.Skip("needs CPUs 0 and 1 online; this host has " + online.String())
+	}
+	c, out := testConfig()
+	c.Binary, c.DryRun, c.CPUs, c.EmulatorCPUs = "/nonexistent/qemu", true, cpuset.Of(0, 1), cpuset.Of(0)
+	c.IOThreadCPUs = map[string]cpuset.Set{"io0": cpuset.Of(1)}
+	c.Args = []string{"-accel", "tcg", "-smp", "2", "-object", "iothread,id=io0"}
+	if code, err := Run(context.Background(), c); code != 0 || err != nil {
+		t.Fatalf("Run = %d, %v", code, err)
+	}
+	want := []string{
+		"/nonexistent/qemu -accel tcg -smp 2 -object iothread,id=io0 -S " +
+			"-chardev socket,id=qemu-launch-qmp,fd=3 -mon chardev=qemu-launch-qmp,mode=control",
+		"start QEMU on CPUs 0, the emulator CPUs: its main loop, RCU and worker threads, and the threads they start later, inherit them",
+		"put the threads of vCPUs 0-1 (no -vcpu affinity) on CPUs 0-1 (QMP query-cpus-fast)",
+		"put I/O thread io0 on CPUs 1 (QMP query-iothreads, then read back)",
+		"read every thread of QEMU back from /proc: the vCPUs and placed I/O threads where put, all others on CPUs 0",
+		"resume the guest (QMP cont)",
+		"after the guest resumes: read every thread back again, and put threads found elsewhere where they belong",
+		"on SIGTERM, SIGINT or SIGHUP: QMP system_powerdown, SIGTERM after 1m0s, SIGKILL 10s later",
+	}
+	if diff := cmp.Diff(want, strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")); diff != "" {
+		t.Errorf("dry run (-want +got):\n%s", diff)
+	}
+}
+
+// Where each thread belongs: vCPUs and placed I/O threads by id, every
+// other thread (including ones unknown to QMP) on the emulator CPUs.
+func TestPlacement(t *testing.T) {
+	r := &run{Plan: &Plan{
+		Result:       &qemuargs.Result{VCPUs: 3, Pins: []qemuargs.Pin{{VCPU: 1, CPUs: cpuset.Of(3), Prio: 80}, {VCPU: 2, Prio: 1}}},
+		EmulatorCPUs: cpuset.Of(0),
+		IOThreadCPUs: map[string]cpuset.Set{"io0": cpuset.Of(1)},
+		VCPUCPUs:     cpuset.Of(0, 1, 2, 3),
+	}, vcpuTIDs: map[int]int{0: 100, 1: 101, 2: 102}, ioTIDs: map[string]int{"io0": 200, "io1": 201}}
+	pl := r.placement()
+	for _, tt := range []struct {
+		tid  int
+		want place
+	}{
+		{100, place{"vCPU 0", cpuset.Of(0, 1, 2, 3)}},
+		{101, place{"vCPU 1", cpuset.Of(3)}},
+		{102, place{"vCPU 2", cpuset.Of(0, 1, 2, 3)}},
+		{200, place{"I/O thread io0", cpuset.Of(1)}},
+		{201, place{"I/O thread io1", cpuset.Set{}}},
+		{99, place{"emulator", cpuset.Of(0)}},
+		{300, place{"emulator", cpuset.Of(0)}},
+	} {
+		got := pl.of(tt.tid)
+		if got.what != tt.want.what || !got.cpus.Equal(tt.want.cpus) {
+			t.Errorf("thread %d: %s on %s, want %s on %s", tt.tid, got.what, got.cpus, tt.want.what, tt.want.cpus)
+		}
+	}
+	// Without emulator placement, vCPUs without affinity stay unplaced.
+	r.EmulatorCPUs = cpuset.Set{}
+	if got := r.placement().of(100); !got.cpus.Empty() {
+		t.Errorf("vCPU 0 without emulator placement: %s", got.cpus)
 	}
 }
 
@@ -231,4 +333,44 @@ func settings(t testing.TB, kvs ...string) ifconf.Settings {
 		}
 	}
 	return s
+}
+
+// The host check before a start: warnings on stderr, a refusal under
+// --strict before anything starts. The host is a sample tree: a user's
+// 8 MiB lock limit without CAP_IPC_LOCK, and a guest asking to lock 2 GiB.
+func TestHostCheckAtStart(t *testing.T) {
+	root := t.TempDir()
+	for rel, data := range map[string]string{
+		"sys/devices/system/cpu/isolated":     "\n",
+		"proc/sys/kernel/sched_rt_runtime_us": "950000\n",
+		"proc/sys/kernel/sched_rt_period_us":  "1000000\n",
+		"proc/self/limits":                    "Max locked memory         8388608              8388608              bytes\n",
+		"proc/self/status":                    "CapEff:\t0000000000000000\n",
+	} {
+		p := filepath.Join(root, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const warning = "qemu-launch: warning: memory lock: the guest's 2 GiB cannot be locked under RLIMIT_MEMLOCK 8 MiB, so QEMU will fail to start: raise it (LimitMEMLOCK=infinity in the unit, ulimit -l unlimited)\n"
+	for _, strict := range []bool{false, true} {
+		c, out := testConfig()
+		var stderr bytes.Buffer
+		c.Stderr, c.hostRoot = &stderr, root
+		c.Binary, c.DryRun, c.Strict = "/nonexistent/qemu", true, strict
+		c.Args = []string{"-m", "2G", "-overcommit", "mem-lock=on"}
+		code, err := Run(context.Background(), c)
+		if stderr.String() != warning {
+			t.Errorf("strict %v: stderr %q, want %q", strict, stderr.String(), warning)
+		}
+		switch {
+		case !strict && (code != 0 || err != nil || out.Len() == 0):
+			t.Errorf("Run = %d, %v (output %q), want the dry run despite the warning", code, err, out)
+		case strict && (code != 1 || err == nil || !strings.Contains(err.Error(), "refused under --strict") || out.Len() != 0):
+			t.Errorf("Run --strict = %d, %v (output %q), want a refusal before anything", code, err, out)
+		}
+	}
 }

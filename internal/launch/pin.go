@@ -5,11 +5,28 @@ import (
 	"fmt"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/sched"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/cpuset"
 )
 
+// vcpuCPUs is where the thread of vCPU i goes: its -vcpu affinity, else
+// VCPUCPUs when the emulator threads are placed apart (the vCPU threads
+// start on the emulator CPUs with them), else nowhere in particular.
+func (p *Plan) vcpuCPUs(i int) cpuset.Set {
+	for _, pin := range p.Pins {
+		if pin.VCPU == i && !pin.CPUs.Empty() {
+			return pin.CPUs
+		}
+	}
+	if !p.EmulatorCPUs.Empty() {
+		return p.VCPUCPUs
+	}
+	return cpuset.Set{}
+}
+
 // pin places each vCPU thread as its -vcpu option asked and reads it back.
+// With emulator placement, it places every vCPU thread.
 func (r *run) pin(ctx context.Context) error {
-	if len(r.Pins) == 0 {
+	if len(r.Pins) == 0 && !r.placesThreads() {
 		return nil
 	}
 	cpus, err := r.qmp.QueryCPUsFast(ctx)
@@ -20,6 +37,7 @@ func (r *run) pin(ctx context.Context) error {
 	for _, c := range cpus {
 		tids[c.Index] = c.ThreadID
 	}
+	r.vcpuTIDs = tids
 	pid := r.cmd.Process.Pid
 	pinned := map[int]int{} // thread -> vCPU
 	for _, p := range r.Pins {
@@ -37,8 +55,9 @@ func (r *run) pin(ctx context.Context) error {
 			// loop's thread: pinning it would pin all of QEMU.
 			return fmt.Errorf("vCPU %d: QEMU runs it on its main thread %d, which cannot be pinned alone", p.VCPU, tid)
 		}
-		if !p.CPUs.Empty() {
-			if err := sched.SetAffinity(tid, p.CPUs); err != nil {
+		where := r.vcpuCPUs(p.VCPU)
+		if !where.Empty() {
+			if err := sched.SetAffinity(tid, where); err != nil {
 				return fmt.Errorf("vCPU %d: %w", p.VCPU, err)
 			}
 		}
@@ -53,7 +72,7 @@ func (r *run) pin(ctx context.Context) error {
 		if p.Prio > 0 {
 			wantPol = sched.FIFO
 		}
-		if (!p.CPUs.Empty() && !th.CPUs.Equal(p.CPUs)) || th.Policy != wantPol || th.Prio != p.Prio {
+		if (!where.Empty() && !th.CPUs.Equal(where)) || th.Policy != wantPol || th.Prio != p.Prio {
 			return fmt.Errorf("vCPU %d: reads back as %v", p.VCPU, th)
 		}
 		r.logf("vCPU %d: %v", p.VCPU, th)

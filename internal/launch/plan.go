@@ -4,13 +4,16 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/ifconf"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/qemuargs"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/sched"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/shellwords"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/cpuset"
 )
@@ -24,8 +27,14 @@ type Plan struct {
 	*qemuargs.Result
 	Binary string
 	CPUs   cpuset.Set // empty: QEMU inherits qemu-launch's affinity
-	RunDir string     // where the tap records go
-	cfg    *Config
+	// EmulatorCPUs and IOThreadCPUs are Config's, checked.
+	EmulatorCPUs cpuset.Set
+	IOThreadCPUs map[string]cpuset.Set
+	// VCPUCPUs are where the vCPU threads without their own affinity
+	// run: CPUs, else qemu-launch's own CPUs, which QEMU inherits.
+	VCPUCPUs cpuset.Set
+	RunDir   string // where the tap records go
+	cfg      *Config
 }
 
 // Prepare checks the configuration against this host and rewrites QEMU's
@@ -36,12 +45,16 @@ func Prepare(ctx context.Context, c *Config) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	if off := c.CPUs.Minus(online); !off.Empty() {
-		cpu := "CPU"
-		if off.Count() > 1 {
-			cpu = "CPUs"
+	if err := allOnline("--cpus", c.CPUs, online); err != nil {
+		return nil, err
+	}
+	if err := allOnline("--emulator-cpus", c.EmulatorCPUs, online); err != nil {
+		return nil, err
+	}
+	for _, id := range slices.Sorted(maps.Keys(c.IOThreadCPUs)) {
+		if err := allOnline("--iothread-cpus "+id, c.IOThreadCPUs[id], online); err != nil {
+			return nil, err
 		}
-		return nil, fmt.Errorf("--cpus %s: %s %s not online (online: %s)", c.CPUs, cpu, off, online)
 	}
 	var (
 		once sync.Once
@@ -64,6 +77,8 @@ func Prepare(ctx context.Context, c *Config) (*Plan, error) {
 		Bridge:   c.Bridge,
 		Settings: c.Settings,
 		QMPFd:    qmpFd,
+		// Threads are placed before the guest runs.
+		PlaceThreads: !c.EmulatorCPUs.Empty() || len(c.IOThreadCPUs) > 0,
 	})
 	if err != nil {
 		return nil, err
@@ -78,13 +93,63 @@ func Prepare(ctx context.Context, c *Config) (*Plan, error) {
 				p.VCPU, p.CPUs.Mask(), p.CPUs, out, what, allowed)
 		}
 	}
+	if out := c.EmulatorCPUs.Minus(allowed); !out.Empty() {
+		return nil, fmt.Errorf("--emulator-cpus %s: CPU %s is outside %s %s", c.EmulatorCPUs, out, what, allowed)
+	}
+	for _, id := range slices.Sorted(maps.Keys(c.IOThreadCPUs)) {
+		cpus := c.IOThreadCPUs[id]
+		if !slices.Contains(res.IOThreads, id) {
+			return nil, fmt.Errorf("--iothread-cpus %s: the command has no -object iothread,id=%s", id, id)
+		}
+		if out := cpus.Minus(allowed); !out.Empty() {
+			return nil, fmt.Errorf("--iothread-cpus %s=%s: CPU %s is outside %s %s", id, cpus, out, what, allowed)
+		}
+	}
+	vcpus := c.CPUs
+	if vcpus.Empty() {
+		// What QEMU would inherit from qemu-launch.
+		if vcpus, err = sched.Affinity(0); err != nil {
+			return nil, err
+		}
+	}
 	return &Plan{
-		Result: res,
-		Binary: c.Binary,
-		CPUs:   c.CPUs,
-		RunDir: ifconf.Env{Getenv: c.Getenv}.RunDir(),
-		cfg:    c,
+		Result:       res,
+		Binary:       c.Binary,
+		CPUs:         c.CPUs,
+		EmulatorCPUs: c.EmulatorCPUs,
+		IOThreadCPUs: c.IOThreadCPUs,
+		VCPUCPUs:     vcpus,
+		RunDir:       ifconf.Env{Getenv: c.Getenv}.RunDir(),
+		cfg:          c,
 	}, nil
+}
+
+// allOnline refuses CPUs of an option that are not online.
+func allOnline(option string, cpus, online cpuset.Set) error {
+	off := cpus.Minus(online)
+	if off.Empty() {
+		return nil
+	}
+	cpu := "CPU"
+	if off.Count() > 1 {
+		cpu = "CPUs"
+	}
+	return fmt.Errorf("%s %s: %s %s not online (online: %s)", option, cpus, cpu, off, online)
+}
+
+// placesThreads says whether the launcher places QEMU's threads beyond
+// the vCPUs.
+func (p *Plan) placesThreads() bool {
+	return !p.EmulatorCPUs.Empty() || len(p.IOThreadCPUs) > 0
+}
+
+// startCPUs are the CPUs QEMU starts on, which every thread it creates
+// inherits until placed: the emulator CPUs when they are given.
+func (p *Plan) startCPUs() cpuset.Set {
+	if !p.EmulatorCPUs.Empty() {
+		return p.EmulatorCPUs
+	}
+	return p.CPUs
 }
 
 // Argv is QEMU's whole command line.
@@ -96,7 +161,10 @@ func (p *Plan) Argv() []string {
 // running QEMU.
 func (p *Plan) Actions() []string {
 	var a []string
-	if !p.CPUs.Empty() {
+	switch {
+	case !p.EmulatorCPUs.Empty():
+		a = append(a, fmt.Sprintf("start QEMU on CPUs %s, the emulator CPUs: its main loop, RCU and worker threads, and the threads they start later, inherit them", p.EmulatorCPUs))
+	case !p.CPUs.Empty():
 		a = append(a, fmt.Sprintf("start QEMU with every thread on CPUs %s", p.CPUs))
 	}
 	for _, t := range p.Taps {
@@ -114,11 +182,31 @@ func (p *Plan) Actions() []string {
 		}
 		a = append(a, fmt.Sprintf("put the thread of vCPU %d on %s under %s (QMP query-cpus-fast, then read back)", pin.VCPU, where, pol))
 	}
+	if !p.EmulatorCPUs.Empty() {
+		var rest cpuset.Set
+		for i := range p.VCPUs {
+			if !slices.ContainsFunc(p.Pins, func(pin qemuargs.Pin) bool { return pin.VCPU == i && !pin.CPUs.Empty() }) {
+				rest.Add(i)
+			}
+		}
+		if !rest.Empty() {
+			a = append(a, fmt.Sprintf("put the threads of vCPUs %s (no -vcpu affinity) on CPUs %s (QMP query-cpus-fast)", rest, p.VCPUCPUs))
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(p.IOThreadCPUs)) {
+		a = append(a, fmt.Sprintf("put I/O thread %s on CPUs %s (QMP query-iothreads, then read back)", id, p.IOThreadCPUs[id]))
+	}
+	if !p.EmulatorCPUs.Empty() {
+		a = append(a, fmt.Sprintf("read every thread of QEMU back from /proc: the vCPUs and placed I/O threads where put, all others on CPUs %s", p.EmulatorCPUs))
+	}
 	switch {
 	case p.AddedS:
 		a = append(a, "resume the guest (QMP cont)")
 	case p.Paused:
 		a = append(a, "leave the guest paused, as -S asks")
+	}
+	if p.placesThreads() && p.AddedS {
+		a = append(a, "after the guest resumes: read every thread back again, and put threads found elsewhere where they belong")
 	}
 	a = append(a, fmt.Sprintf("on SIGTERM, SIGINT or SIGHUP: QMP system_powerdown, SIGTERM after %s, SIGKILL %s later",
 		p.cfg.shutdownTimeout(), TermTimeout))

@@ -28,6 +28,12 @@ func Run(ctx context.Context, c *Config) (int, error) {
 	if err != nil {
 		return 1, err
 	}
+	if c.CheckHost {
+		return p.CheckHost(c.Stdout)
+	}
+	if err := p.warnHost(); err != nil {
+		return 1, err
+	}
 	if c.DryRun {
 		return 0, p.Print(c.Stdout)
 	}
@@ -43,6 +49,9 @@ type run struct {
 	qmp     *qmp.Client
 	sigs    chan os.Signal
 	dir     *rundir.Dir // the namespace's run directory
+
+	vcpuTIDs map[int]int    // vCPU index -> thread, from QMP
+	ioTIDs   map[string]int // I/O thread id -> thread, from QMP
 }
 
 func (p *Plan) logf(format string, args ...any) {
@@ -132,7 +141,8 @@ func (r *run) untilExit(ctx context.Context) (context.Context, context.CancelFun
 	return ctx, cancel
 }
 
-// setup connects to QMP, places the vCPU threads and resumes the guest.
+// setup connects to QMP, places the vCPU threads (and the others, when
+// asked) and resumes the guest.
 // A signal during setup ends it with errInterrupted: the guest has not
 // run yet, so there is nothing to power down.
 func (r *run) setup(ctx context.Context) error {
@@ -179,11 +189,15 @@ func (r *run) connectAndPin(ctx context.Context) error {
 	if err := r.pin(ctx); err != nil {
 		return err
 	}
+	if err := r.place(ctx); err != nil {
+		return err
+	}
 	if r.AddedS {
 		if err := c.Cont(ctx); err != nil {
 			return fmt.Errorf("resuming the guest: %w", err)
 		}
 		r.logf("guest resumed")
+		r.recheck()
 	}
 	state := "running"
 	if r.Paused {

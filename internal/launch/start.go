@@ -30,7 +30,7 @@ func (r *run) environ() []string {
 	return env
 }
 
-// start starts QEMU with its QMP socket, inside r.CPUs.
+// start starts QEMU with its QMP socket, inside r.startCPUs().
 func (r *run) start() error {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -53,7 +53,7 @@ func (r *run) start() error {
 	// Should qemu-launch die, QEMU shuts down cleanly rather than run on
 	// unsupervised.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := startWithin(cmd, r.CPUs); err != nil {
+	if err := startWithin(cmd, r.startCPUs()); err != nil {
 		conn.Close()
 		return fmt.Errorf("starting %s: %w", argv[0], err)
 	}

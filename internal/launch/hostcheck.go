@@ -1,0 +1,93 @@
+package launch
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/hostcheck"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/cpuset"
+)
+
+// hostVM is what the planned guest asks of the host.
+func (p *Plan) hostVM() hostcheck.VM {
+	vm := hostcheck.VM{EmulatorCPUs: p.EmulatorCPUs, IOThreads: p.IOThreadCPUs,
+		LocksMemory: p.LocksMemory, Memory: p.Memory}
+	for _, pin := range p.Pins {
+		if pin.Prio == 0 {
+			continue
+		}
+		cpus := pin.CPUs
+		if cpus.Empty() {
+			cpus = p.VCPUCPUs
+		}
+		vm.RT = append(vm.RT, hostcheck.VCPU{Index: pin.VCPU, CPUs: cpus, Prio: pin.Prio})
+	}
+	return vm
+}
+
+// hostFindings checks this host for the planned guest.
+func (p *Plan) hostFindings() ([]string, error) {
+	root := p.cfg.hostRoot
+	if root == "" {
+		root = "/"
+	}
+	h, err := hostcheck.Read(root)
+	if err != nil {
+		return nil, fmt.Errorf("checking the host: %w", err)
+	}
+	return hostcheck.Check(h, p.hostVM()), nil
+}
+
+// CheckHost serves --check-host: the findings, one line each, or what
+// was found in order. Under --strict, findings fail it.
+func (p *Plan) CheckHost(w io.Writer) (int, error) {
+	found, err := p.hostFindings()
+	if err != nil {
+		return 1, err
+	}
+	vm := p.hostVM()
+	for _, f := range found {
+		fmt.Fprintf(w, "warning: %s\n", f)
+	}
+	if len(found) == 0 {
+		if len(vm.RT) == 0 {
+			fmt.Fprintln(w, "no vCPU asks for SCHED_FIFO (-vcpu N,prio=P, [VCPU] Priority=): nothing more to check")
+		} else {
+			var rt cpuset.Set
+			for _, v := range vm.RT {
+				for _, c := range v.CPUs.CPUs() {
+					rt.Add(c)
+				}
+			}
+			fmt.Fprintf(w, "ok: CPUs %s of the SCHED_FIFO vCPUs are isolated and nohz_full, real-time throttling is off, the memory lock and thread placement fit\n", rt)
+		}
+	}
+	if p.cfg.Strict && len(found) > 0 {
+		return 1, fmt.Errorf("host check: %d warning(s), refused under --strict", len(found))
+	}
+	return 0, nil
+}
+
+// warnHost runs the host check before a start when a vCPU asks for
+// SCHED_FIFO or the guest's memory is to be locked: warnings on stderr,
+// a refusal under --strict.
+func (p *Plan) warnHost() error {
+	if len(p.hostVM().RT) == 0 && !p.LocksMemory {
+		return nil
+	}
+	found, err := p.hostFindings()
+	if err != nil {
+		if p.cfg.Strict {
+			return err
+		}
+		fmt.Fprintf(p.cfg.Stderr, "qemu-launch: warning: %v\n", err)
+		return nil
+	}
+	for _, f := range found {
+		fmt.Fprintf(p.cfg.Stderr, "qemu-launch: warning: %s\n", f)
+	}
+	if p.cfg.Strict && len(found) > 0 {
+		return fmt.Errorf("host check: %d warning(s) above, refused under --strict (qemu-launch --check-host lists them)", len(found))
+	}
+	return nil
+}
