@@ -57,7 +57,7 @@ func (r *run) placement() placement {
 
 // place puts the vCPU threads without a -vcpu option and the I/O threads
 // named in IOThreadCPUs on their CPUs, then reads every thread back. The
-// guest has not run yet: any thread not where it belongs is an error.
+// guest has not run yet: a thread that cannot be placed is an error.
 func (r *run) place(ctx context.Context) error {
 	if !r.placesThreads() {
 		return nil
@@ -96,14 +96,14 @@ func (r *run) place(ctx context.Context) error {
 			}
 		}
 	}
-	return r.readBack(false)
+	return r.readBack()
 }
 
 // readBack reads every thread of QEMU from /proc and checks it against
-// the placement. With fix, a thread found elsewhere (one started by a
-// vCPU or placed I/O thread inherits their CPUs) is moved where it belongs
-// and said so; without, it is an error.
-func (r *run) readBack(fix bool) error {
+// the placement. A thread found elsewhere (one started by a vCPU or a
+// placed I/O thread inherits their CPUs) is moved where it belongs, and
+// said so with -v; one that cannot be moved is an error.
+func (r *run) readBack() error {
 	pid := r.cmd.Process.Pid
 	tids, err := sched.Threads(pid)
 	if err != nil {
@@ -123,10 +123,6 @@ func (r *run) readBack(fix bool) error {
 			continue
 		}
 		if !p.cpus.Empty() && !th.CPUs.Equal(p.cpus) {
-			if !fix {
-				errs = append(errs, fmt.Errorf("%s: %s reads back on CPUs %s, want %s", p.what, describeThread(th), th.CPUs, p.cpus))
-				continue
-			}
 			from := th.CPUs
 			if err := sched.SetAffinity(tid, p.cpus); gone(err) {
 				continue
@@ -138,6 +134,10 @@ func (r *run) readBack(fix bool) error {
 				continue
 			} else if err != nil {
 				errs = append(errs, err)
+				continue
+			}
+			if !th.CPUs.Equal(p.cpus) {
+				errs = append(errs, fmt.Errorf("%s: %s, want CPUs %s", p.what, describeThread(th), p.cpus))
 				continue
 			}
 			r.logf("moved %s from CPUs %s to %s (%s)", describeThread(th), from, p.cpus, p.what)
@@ -154,7 +154,7 @@ func (r *run) recheck() {
 		return
 	}
 	r.logf("reading QEMU's threads back after resuming the guest")
-	if err := r.readBack(true); err != nil {
+	if err := r.readBack(); err != nil {
 		fmt.Fprintf(r.cfg.Stderr, "qemu-launch: warning: placing QEMU's threads after resuming the guest: %v\n", err)
 	}
 }
