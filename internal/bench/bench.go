@@ -456,22 +456,22 @@ func checkPorts(n *ns, taps []string, master int) error {
 }
 
 // inProcess makes the changes qemu-ifup and qemu-ifdown make, with the
-// default port settings, through pkg/tap on n's netlink handle and times
+// default port settings, through pkg/tap on n's link.Conn and times
 // them: the kernel's share of a pair.
 func inProcess(n *ns, name string) (time.Duration, error) {
 	port := tap.Port{Bridge: "virbr0", MAC: tap.MACHigh, Promisc: true}
 	t0 := time.Now()
-	pl, err := tap.PlanUp(n.h, name, port)
+	pl, err := tap.PlanUp(n.conn, name, port)
 	if err != nil {
 		return 0, err
 	}
-	if err := pl.Apply(n.h, nil); err != nil {
+	if err := pl.Apply(n.conn, nil); err != nil {
 		return 0, err
 	}
-	if pl, err = tap.PlanDown(n.h, name, true); err != nil {
+	if pl, err = tap.PlanDown(n.conn, name, true); err != nil {
 		return 0, err
 	}
-	if err := pl.Apply(n.h, nil); err != nil {
+	if err := pl.Apply(n.conn, nil); err != nil {
 		return 0, err
 	}
 	return time.Since(t0), nil

@@ -17,6 +17,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
 )
 
 // An ns is a named namespace qth-bench-<random> with a runner: one OS
@@ -25,6 +27,7 @@ import (
 type ns struct {
 	name string
 	h    *netlink.Handle
+	conn *link.Conn // the helpers' own netlink, for inProcess
 	nsh  netns.NsHandle
 	jobs chan func()
 }
@@ -45,6 +48,12 @@ func newNS() (*ns, error) {
 		n.nsh = h
 		n.h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
 		if err != nil {
+			ready <- fmt.Errorf("netlink in %s: %w", n.name, err)
+			return
+		}
+		n.conn, err = link.Open()
+		if err != nil {
+			n.h.Close()
 			ready <- fmt.Errorf("netlink in %s: %w", n.name, err)
 			return
 		}
@@ -71,6 +80,7 @@ func (n *ns) do(fn func()) {
 
 func (n *ns) close() error {
 	close(n.jobs)
+	n.conn.Close()
 	n.h.Close()
 	n.nsh.Close()
 	if err := netns.DeleteNamed(n.name); err != nil {

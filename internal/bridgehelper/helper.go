@@ -20,7 +20,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/bridgeacl"
@@ -173,14 +172,14 @@ func Run(o Options, sys *System) error {
 	if err := bridgeacl.CheckFile(sys.ACLPath, br, bridgeacl.Options{Strict: sys.Secure}); err != nil {
 		return err
 	}
-	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	conn, err := link.Open()
 	if err != nil {
 		return fmt.Errorf("open netlink: %w", err)
 	}
-	defer h.Close()
+	defer conn.Close()
 	// Look the bridge up before making a tap, so that a wrong name is
 	// reported as such.
-	if _, err := bridge.Get(h, br); err != nil {
+	if _, err := bridge.Get(conn, br); err != nil {
 		return err
 	}
 	dev, err := tap.Create(tapPattern, o.UseVnet)
@@ -195,11 +194,11 @@ func Run(o Options, sys *System) error {
 	if err := set.Set("Bridge", br, ifconf.Origin{File: "--br"}); err != nil {
 		return fmt.Errorf("--br: %w", err)
 	}
-	pl, err := tap.PlanUp(h, dev.Name, set.Port())
+	pl, err := tap.PlanUp(conn, dev.Name, set.Port())
 	if err != nil {
 		return err
 	}
-	if err := pl.Apply(h, nil); err != nil {
+	if err := pl.Apply(conn, nil); err != nil {
 		return err
 	}
 	if err := sendFD(o.FD, dev.File); err != nil {

@@ -7,7 +7,6 @@ import (
 	"os"
 	"strings"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/ifconf"
@@ -122,13 +121,13 @@ func (s *System) env() ifconf.Env { return ifconf.Env{Getenv: s.Env} }
 // its settings and a netlink handle.
 type session struct {
 	settings ifconf.Settings
-	h        *netlink.Handle
+	conn     *link.Conn
 	dir      *rundir.Dir // nil when unprivileged without access to it
 	unlock   func()
 }
 
 func (s *session) close() {
-	s.h.Close()
+	s.conn.Close()
 	s.unlock()
 	if s.dir != nil {
 		s.dir.Close()
@@ -174,7 +173,7 @@ func open(ifname string, env ifconf.Env, log logger, lenient bool) (*session, er
 		set = ifconf.Defaults()
 	}
 	s.settings = set
-	s.h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
+	s.conn, err = link.Open()
 	if err != nil {
 		s.close0()
 		return nil, fmt.Errorf("open netlink: %w", err)
@@ -196,7 +195,7 @@ func up(o Options, sys *System) error {
 		return err
 	}
 	defer s.close()
-	set, h := s.settings, s.h
+	set, conn := s.settings, s.conn
 	if set.Origin("Bridge") == (ifconf.Origin{File: "default"}) {
 		br, from, err := defaultBridge(o.Ifname)
 		if err != nil {
@@ -210,7 +209,7 @@ func up(o Options, sys *System) error {
 	if err := sys.guard(o.Ifname, port.Bridge); err != nil {
 		return err
 	}
-	pl, err := tap.PlanUp(h, o.Ifname, port)
+	pl, err := tap.PlanUp(conn, o.Ifname, port)
 	if err != nil {
 		return err
 	}
@@ -245,7 +244,7 @@ func up(o Options, sys *System) error {
 		log.info("already a port of "+br+" as configured, nothing changed", br)
 		return nil
 	}
-	return pl.Apply(h, func(c tap.Change) {
+	return pl.Apply(conn, func(c tap.Change) {
 		msg := c.String()
 		if c.Op == tap.OpAttach {
 			msg += " (bridge from " + set.Origin("Bridge").String() + ")"
@@ -297,8 +296,8 @@ func down(o Options, sys *System) error {
 		return err
 	}
 	defer s.close()
-	h := s.h
-	pl, err := tap.PlanDown(h, o.Ifname, s.settings.Port().Promisc)
+	conn := s.conn
+	pl, err := tap.PlanDown(conn, o.Ifname, s.settings.Port().Promisc)
 	if err != nil {
 		return err
 	}
@@ -318,7 +317,7 @@ func down(o Options, sys *System) error {
 	log := sys.logger(Down().Name, o.Ifname, o.Quiet)
 	if len(pl.Changes) == 0 {
 		log.info(idle, "")
-	} else if err := pl.Apply(h, func(c tap.Change) { log.info(c.String(), pl.Bridge) }); err != nil {
+	} else if err := pl.Apply(conn, func(c tap.Change) { log.info(c.String(), pl.Bridge) }); err != nil {
 		return err
 	}
 	if s.dir == nil {

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/rundir"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
 )
 
 // EnvRequire, when set to 1 (as CI sets it), turns the skip of an
@@ -55,10 +56,12 @@ func RequireRoot(t testing.TB) {
 }
 
 // An NS is a named network namespace (visible in "ip netns list" while the
-// test runs) with a netlink handle bound to it.
+// test runs) with a vishvananda/netlink handle, for building test fixtures,
+// and a link.Conn, the helpers' own, both bound to it.
 type NS struct {
 	Name   string
 	Handle *netlink.Handle
+	Conn   *link.Conn
 	ns     netns.NsHandle
 }
 
@@ -91,12 +94,19 @@ func New(t testing.TB) *NS {
 		t.Fatalf("netlink handle in %s: %v", n.Name, err)
 	}
 	t.Cleanup(func() {
+		if n.Conn != nil {
+			n.Conn.Close()
+		}
 		n.Handle.Close()
 		n.ns.Close()
 		if err := netns.DeleteNamed(n.Name); err != nil {
 			t.Errorf("delete netns %s: %v", n.Name, err)
 		}
 	})
+	// A Conn lives in the namespace of the thread that opens it.
+	if err := n.Do(func() (err error) { n.Conn, err = link.Open(); return err }); err != nil {
+		t.Fatalf("link.Conn in %s: %v", n.Name, err)
+	}
 	// The namespace starts with lo down; bring it up as a host would have.
 	if lo, err := n.Handle.LinkByName("lo"); err == nil {
 		n.Handle.LinkSetUp(lo)

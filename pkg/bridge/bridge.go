@@ -12,8 +12,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
 )
 
 var (
@@ -52,8 +51,8 @@ type Bridge struct {
 // Get returns the bridge called name.
 //
 // Equivalent to: ip -d link show dev $name type bridge
-func Get(h *netlink.Handle, name string) (*Bridge, error) {
-	l, err := h.LinkByName(name)
+func Get(c *link.Conn, name string) (*Bridge, error) {
+	l, err := c.ByName(name)
 	if err != nil {
 		if IsNotFound(err) {
 			return nil, fmt.Errorf("bridge %s %w", name, ErrNotFound)
@@ -67,34 +66,39 @@ func Get(h *netlink.Handle, name string) (*Bridge, error) {
 // A master that is not a bridge is an error wrapping ErrNotBridge.
 //
 // Equivalent to: ip -d link show dev $port (its "master")
-func Of(h *netlink.Handle, port netlink.Link) (*Bridge, error) {
-	index := port.Attrs().MasterIndex
-	if index == 0 {
+func Of(c *link.Conn, port *link.Link) (*Bridge, error) {
+	if port.MasterIndex == 0 {
 		return nil, nil
 	}
-	m, err := h.LinkByIndex(index)
+	m, err := c.ByIndex(port.MasterIndex)
 	if err != nil {
-		return nil, fmt.Errorf("look up master %d: %w", index, err)
+		return nil, fmt.Errorf("look up master %d: %w", port.MasterIndex, err)
 	}
 	b, err := fromLink(m)
 	if err != nil {
-		return nil, fmt.Errorf("enslaved to %s, which is %w (%s)", m.Attrs().Name, ErrNotBridge, m.Type())
+		return nil, fmt.Errorf("enslaved to %s, which is %w (%s)", m.Name, ErrNotBridge, typeOf(m))
 	}
 	return b, nil
 }
 
-func fromLink(l netlink.Link) (*Bridge, error) {
-	a := l.Attrs()
-	if _, ok := l.(*netlink.Bridge); !ok {
-		return nil, fmt.Errorf("%s is %w (%s)", a.Name, ErrNotBridge, l.Type())
+func fromLink(l *link.Link) (*Bridge, error) {
+	if l.Kind != "bridge" {
+		return nil, fmt.Errorf("%s is %w (%s)", l.Name, ErrNotBridge, typeOf(l))
 	}
-	return &Bridge{
-		Name:  a.Name,
-		Index: a.Index,
-		Kind:  Linux,
-		MTU:   a.MTU,
-		Up:    a.RawFlags&unix.IFF_UP != 0,
-	}, nil
+	return &Bridge{Name: l.Name, Index: l.Index, Kind: Linux, MTU: l.MTU, Up: l.Up()}, nil
+}
+
+// typeOf names the type of an interface in messages, as ip -d link and
+// vishvananda/netlink call it: its link kind, "tuntap" for a tun or tap,
+// "device" for a NIC without one.
+func typeOf(l *link.Link) string {
+	switch l.Kind {
+	case "":
+		return "device"
+	case "tun":
+		return "tuntap"
+	}
+	return l.Kind
 }
 
 // Attach makes port a port of b; a port of another Linux bridge moves to
@@ -103,9 +107,9 @@ func fromLink(l netlink.Link) (*Bridge, error) {
 // index, which cannot tell a bridge renamed or set down meanwhile.
 //
 // Equivalent to: ip link set dev $port master $b
-func (b *Bridge) Attach(h *netlink.Handle, port netlink.Link) error {
-	if err := h.LinkSetMasterByIndex(port, b.Index); err != nil {
-		return fmt.Errorf("attach %s to %s: %w", port.Attrs().Name, b.Name, b.gone(h, err))
+func (b *Bridge) Attach(c *link.Conn, port *link.Link) error {
+	if err := c.SetMaster(port, b.Index); err != nil {
+		return fmt.Errorf("attach %s to %s: %w", port.Name, b.Name, b.gone(c, err))
 	}
 	return nil
 }
@@ -113,9 +117,9 @@ func (b *Bridge) Attach(h *netlink.Handle, port netlink.Link) error {
 // Detach takes port off b.
 //
 // Equivalent to: ip link set dev $port nomaster
-func (b *Bridge) Detach(h *netlink.Handle, port netlink.Link) error {
-	if err := h.LinkSetNoMaster(port); err != nil {
-		return fmt.Errorf("detach %s from %s: %w", port.Attrs().Name, b.Name, err)
+func (b *Bridge) Detach(c *link.Conn, port *link.Link) error {
+	if err := c.SetMaster(port, 0); err != nil {
+		return fmt.Errorf("detach %s from %s: %w", port.Name, b.Name, err)
 	}
 	return nil
 }
@@ -123,33 +127,32 @@ func (b *Bridge) Detach(h *netlink.Handle, port netlink.Link) error {
 // Verify checks, once port has joined b, that b is still the bridge Get
 // found, by name. Whether it is up does not matter: a port may join a bridge
 // that comes up later.
-func (b *Bridge) Verify(h *netlink.Handle, port netlink.Link) error {
+func (b *Bridge) Verify(c *link.Conn, port *link.Link) error {
 	fail := func(format string, a ...any) error {
-		return fmt.Errorf("attach %s to %s: "+format, append([]any{port.Attrs().Name, b.Name}, a...)...)
+		return fmt.Errorf("attach %s to %s: "+format, append([]any{port.Name, b.Name}, a...)...)
 	}
-	l, err := h.LinkByIndex(b.Index)
+	l, err := c.ByIndex(b.Index)
 	switch {
 	case IsNotFound(err):
 		return fail("bridge %s disappeared", b.Name)
 	case err != nil:
 		return fail("look up bridge: %w", err)
-	case l.Attrs().Name != b.Name:
-		return fail("bridge %s was renamed to %s", b.Name, l.Attrs().Name)
+	case l.Name != b.Name:
+		return fail("bridge %s was renamed to %s", b.Name, l.Name)
 	}
 	return nil
 }
 
 // gone explains a failed attach by the bridge having vanished.
-func (b *Bridge) gone(h *netlink.Handle, err error) error {
-	if _, lerr := h.LinkByIndex(b.Index); IsNotFound(lerr) {
+func (b *Bridge) gone(c *link.Conn, err error) error {
+	if _, lerr := c.ByIndex(b.Index); IsNotFound(lerr) {
 		return fmt.Errorf("bridge %s disappeared", b.Name)
 	}
 	return err
 }
 
-// IsNotFound reports whether err says an interface does not exist: a failed
-// lookup by name, or ENODEV from an operation on a vanished index.
+// IsNotFound reports whether err says an interface does not exist: a
+// lookup that found nothing, or an operation on a vanished one.
 func IsNotFound(err error) bool {
-	var nf netlink.LinkNotFoundError
-	return errors.As(err, &nf) || errors.Is(err, unix.ENODEV) || errors.Is(err, ErrNotFound)
+	return errors.Is(err, link.ErrNotFound) || errors.Is(err, ErrNotFound)
 }

@@ -57,7 +57,7 @@ func TestApplyFaultBetweenSteps(t *testing.T) {
 			ns.AddTap(t, "tap0")
 			before := snap(t, ns, "tap0")
 
-			pl, err := PlanUp(ns.Handle, "tap0", Port{Bridge: "br0", MAC: MACHigh, Promisc: true})
+			pl, err := PlanUp(ns.Conn, "tap0", Port{Bridge: "br0", MAC: MACHigh, Promisc: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -69,7 +69,7 @@ func TestApplyFaultBetweenSteps(t *testing.T) {
 					tt.fault(t, ns)
 				}
 			}
-			err = pl.Apply(ns.Handle, nil)
+			err = pl.Apply(ns.Conn, nil)
 			if err == nil {
 				t.Fatal("Apply succeeded despite the fault")
 			}

@@ -7,10 +7,8 @@ import (
 	"net"
 	"strconv"
 
-	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
-
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/bridge"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
 )
 
 // An Op is one kind of change to a tap.
@@ -84,7 +82,7 @@ type Plan struct {
 	// Changes lists the steps, in order; empty when there is nothing to do.
 	Changes []Change
 
-	link       netlink.Link
+	link       *link.Link
 	have, want state
 
 	// beforeStep, when set, runs before each change: tests use it to
@@ -101,58 +99,65 @@ var ErrNotTap = errors.New("not a tap interface")
 var ErrNoSuchInterface = errors.New("no such interface")
 
 // getTap looks up a tap by name.
-func getTap(h *netlink.Handle, name string) (netlink.Link, error) {
-	l, err := h.LinkByName(name)
+func getTap(c *link.Conn, name string) (*link.Link, error) {
+	l, err := c.ByName(name)
 	if err != nil {
-		if bridge.IsNotFound(err) {
+		if errors.Is(err, link.ErrNotFound) {
 			return nil, fmt.Errorf("%s: %w", name, ErrNoSuchInterface)
 		}
 		return nil, fmt.Errorf("%s: look up: %w", name, err)
 	}
-	t, ok := l.(*netlink.Tuntap)
-	if !ok {
-		return nil, fmt.Errorf("%s: %w (%s)", name, ErrNotTap, l.Type())
+	if l.Tun == nil {
+		return nil, fmt.Errorf("%s: %w (%s)", name, ErrNotTap, typeOf(l))
 	}
-	if t.Mode == netlink.TUNTAP_MODE_TUN {
+	if !l.Tun.Tap {
 		return nil, fmt.Errorf("%s: %w (a tun device, which carries no Ethernet frames)", name, ErrNotTap)
 	}
 	return l, nil
 }
 
+// typeOf names the type of an interface in messages, as ip -d link calls
+// it: its link kind, "device" for a NIC without one.
+func typeOf(l *link.Link) string {
+	if l.Kind == "" {
+		return "device"
+	}
+	return l.Kind
+}
+
 // stateOf reads the tap's state; master is its bridge.
-func stateOf(l netlink.Link, master *bridge.Bridge) state {
-	a := l.Attrs()
+func stateOf(l *link.Link, master *bridge.Bridge) state {
 	return state{
-		mtu:    a.MTU,
-		mac:    a.HardwareAddr,
+		mtu:    l.MTU,
+		mac:    l.MAC,
 		master: master,
-		// RawFlags carries the flags a user set (dev->gflags for
-		// IFF_PROMISC), not the promiscuity a bridge adds by itself.
-		promisc: a.RawFlags&unix.IFF_PROMISC != 0,
-		up:      a.RawFlags&unix.IFF_UP != 0,
+		// The flags a user set (dev->gflags for IFF_PROMISC), not the
+		// promiscuity a bridge adds by itself.
+		promisc: l.Promisc(),
+		up:      l.Up(),
 	}
 }
 
 // PlanUp reads the tap called name and the bridge p.Bridge and returns the
 // changes that make the tap the port p describes. It changes nothing.
-func PlanUp(h *netlink.Handle, name string, p Port) (*Plan, error) {
-	l, err := getTap(h, name)
+func PlanUp(c *link.Conn, name string, p Port) (*Plan, error) {
+	l, err := getTap(c, name)
 	if err != nil {
 		return nil, err
 	}
-	br, err := bridge.Get(h, p.Bridge)
+	br, err := bridge.Get(c, p.Bridge)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	// The tap's bridge: br itself when it is already a port of br, so that
 	// comparing the two says whether to attach.
 	var cur *bridge.Bridge
-	switch l.Attrs().MasterIndex {
+	switch l.MasterIndex {
 	case 0:
 	case br.Index:
 		cur = br
 	default:
-		if cur, err = bridge.Of(h, l); err != nil {
+		if cur, err = bridge.Of(c, l); err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 		if !p.AllowMove {
@@ -201,15 +206,15 @@ func PlanUp(h *netlink.Handle, name string, p Port) (*Plan, error) {
 // turned on. A tap that is gone or on no bridge gives a plan without
 // changes: QEMU may have removed it already, or a crashed QEMU never ran
 // the down-script.
-func PlanDown(h *netlink.Handle, name string, promisc bool) (*Plan, error) {
-	l, err := getTap(h, name)
+func PlanDown(c *link.Conn, name string, promisc bool) (*Plan, error) {
+	l, err := getTap(c, name)
 	if errors.Is(err, ErrNoSuchInterface) {
 		return &Plan{Tap: name, Gone: true}, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	cur, err := bridge.Of(h, l)
+	cur, err := bridge.Of(c, l)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}

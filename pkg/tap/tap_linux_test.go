@@ -67,7 +67,7 @@ func TestUpOnMTU1400Bridge(t *testing.T) {
 	brMAC := ns.Link(t, "virbr0").Attrs().HardwareAddr.String()
 	before := snap(t, ns, ns.AddTap(t, "tap0").Attrs().Name)
 
-	pl, err := PlanUp(ns.Handle, "tap0", seedPort)
+	pl, err := PlanUp(ns.Conn, "tap0", seedPort)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestUpOnMTU1400Bridge(t *testing.T) {
 		t.Fatalf("plan = %v, want %s", pl.Changes, fmtOps(want))
 	}
 	var done []Change
-	if err := pl.Apply(ns.Handle, func(c Change) { done = append(done, c) }); err != nil {
+	if err := pl.Apply(ns.Conn, func(c Change) { done = append(done, c) }); err != nil {
 		t.Fatal(err)
 	}
 	if len(done) != len(pl.Changes) {
@@ -92,32 +92,32 @@ func TestUpOnMTU1400Bridge(t *testing.T) {
 	}
 
 	// Idempotent: a second run plans nothing.
-	again, err := PlanUp(ns.Handle, "tap0", seedPort)
+	again, err := PlanUp(ns.Conn, "tap0", seedPort)
 	if err != nil || len(again.Changes) != 0 {
 		t.Fatalf("second PlanUp = %v, %v; want no changes", again.Changes, err)
 	}
 
-	down, err := PlanDown(ns.Handle, "tap0", true)
+	down, err := PlanDown(ns.Conn, "tap0", true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := []Op{OpPromiscOff, OpDetach}; !sameOps(ops(down.Changes), want) || down.Bridge != "virbr0" {
 		t.Fatalf("down plan = %v on %q", down.Changes, down.Bridge)
 	}
-	if err := down.Apply(ns.Handle, nil); err != nil {
+	if err := down.Apply(ns.Conn, nil); err != nil {
 		t.Fatal(err)
 	}
 	got = snap(t, ns, "tap0")
 	if got.master != 0 || got.promisc || !got.up {
 		t.Errorf("tap0 after ifdown = %+v, want no master, no promisc, still up", got)
 	}
-	if again, err := PlanDown(ns.Handle, "tap0", true); err != nil || len(again.Changes) != 0 || again.Gone {
+	if again, err := PlanDown(ns.Conn, "tap0", true); err != nil || len(again.Changes) != 0 || again.Gone {
 		t.Errorf("second PlanDown = %+v, %v; want nothing to do", again, err)
 	}
 	if err := ns.Handle.LinkDel(ns.Link(t, "tap0")); err != nil {
 		t.Fatal(err)
 	}
-	if gone, err := PlanDown(ns.Handle, "tap0", true); err != nil || !gone.Gone {
+	if gone, err := PlanDown(ns.Conn, "tap0", true); err != nil || !gone.Gone {
 		t.Errorf("PlanDown of a deleted tap = %+v, %v; want Gone", gone, err)
 	}
 }
@@ -161,7 +161,7 @@ func TestUndo(t *testing.T) {
 			ns.AddBridge(t, "br0", 1400)
 			ns.AddTap(t, "tap0")
 			before := snap(t, ns, "tap0")
-			pl, err := PlanUp(ns.Handle, "tap0", Port{Bridge: "br0", MAC: MACHigh, Promisc: true})
+			pl, err := PlanUp(ns.Conn, "tap0", Port{Bridge: "br0", MAC: MACHigh, Promisc: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -170,7 +170,7 @@ func TestUndo(t *testing.T) {
 					tt.fault(t, ns)
 				}
 			}
-			err = pl.Apply(ns.Handle, nil)
+			err = pl.Apply(ns.Conn, nil)
 			if err == nil || !strings.HasPrefix(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
 				t.Fatalf("Apply = %v, want one line starting %q", err, tt.want)
 			}
@@ -226,30 +226,30 @@ func TestPlanUpErrors(t *testing.T) {
 		{"tun0", Port{Bridge: "br0"}, "tun0: not a tap interface (a tun device, which carries no Ethernet frames)"},
 	}
 	for _, tt := range tests {
-		_, err := PlanUp(ns.Handle, tt.tap, tt.port)
+		_, err := PlanUp(ns.Conn, tt.tap, tt.port)
 		if err == nil || err.Error() != tt.want {
 			t.Errorf("PlanUp(%s, %s) = %v, want %s", tt.tap, tt.port.Bridge, err, tt.want)
 		}
 	}
 	// A bridge that is down takes the tap anyway; the plan says so.
-	if pl, err := PlanUp(ns.Handle, "tap0", Port{Bridge: "br1"}); err != nil || !pl.BridgeDown {
+	if pl, err := PlanUp(ns.Conn, "tap0", Port{Bridge: "br1"}); err != nil || !pl.BridgeDown {
 		t.Errorf("PlanUp on a down bridge = %+v, %v, want a plan with BridgeDown", pl, err)
 	}
 	if err := ns.Handle.LinkSetUp(ns.Link(t, "br1")); err != nil {
 		t.Fatal(err)
 	}
-	if pl, err := PlanUp(ns.Handle, "tap0", Port{Bridge: "br1"}); err != nil || pl.BridgeDown {
+	if pl, err := PlanUp(ns.Conn, "tap0", Port{Bridge: "br1"}); err != nil || pl.BridgeDown {
 		t.Errorf("PlanUp on an up bridge = %+v, %v, want a plan without BridgeDown", pl, err)
 	}
-	_, err = PlanUp(ns.Handle, "tap1", Port{Bridge: "br1"})
+	_, err = PlanUp(ns.Conn, "tap1", Port{Bridge: "br1"})
 	if want := "tap1: already a port of br0, not br1 (AllowMove=yes in the config moves it)"; err == nil || err.Error() != want {
 		t.Errorf("PlanUp of a port of another bridge = %v, want %s", err, want)
 	}
-	pl, err := PlanUp(ns.Handle, "tap1", Port{Bridge: "br1", AllowMove: true, MAC: MACKeep})
+	pl, err := PlanUp(ns.Conn, "tap1", Port{Bridge: "br1", AllowMove: true, MAC: MACKeep})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := pl.Apply(ns.Handle, nil); err != nil {
+	if err := pl.Apply(ns.Conn, nil); err != nil {
 		t.Fatal(err)
 	}
 	if m := ns.MasterName(t, ns.Link(t, "tap1")); m != "br1" {
@@ -262,11 +262,11 @@ func TestMTUTheTapRefuses(t *testing.T) {
 	ns.AddBridge(t, "br0", 65535) // a tap takes at most 65521
 	ns.AddTap(t, "tap0")
 	before := snap(t, ns, "tap0")
-	pl, err := PlanUp(ns.Handle, "tap0", Port{Bridge: "br0"})
+	pl, err := PlanUp(ns.Conn, "tap0", Port{Bridge: "br0"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = pl.Apply(ns.Handle, nil)
+	err = pl.Apply(ns.Conn, nil)
 	if want := "set mtu of tap0 to 65535: invalid argument"; err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Fatalf("Apply = %v, want %s", err, want)
 	}
