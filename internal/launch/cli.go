@@ -32,6 +32,8 @@ Options:
   --emulator-cpus LIST    host CPUs for QEMU's threads other than the vCPUs (main
                           loop, I/O, RCU, workers, and threads they start later)
   --iothread-cpus ID=LIST host CPUs for the I/O thread -object iothread,id=ID (repeatable)
+  --user USER             run QEMU as USER (name or uid), without capabilities; the
+                          launcher opens the taps and keeps the privileged work
   --bridge BR             bridge for the taps given none
   --bridge NETDEV_ID=BR   bridge for the tap of one netdev (repeatable)
   --ifup PATH             the up-script wired into script= (default: %s)
@@ -139,6 +141,7 @@ func Parse(args []string, c *Config) (done bool, err error) {
 	fs.Var(iothreads, "iothread-cpus", "")
 	fs.BoolVar(&c.CheckHost, "check-host", false, "")
 	fs.BoolVar(&c.Strict, "strict", false, "")
+	fs.StringVar(&c.User, "user", "", "")
 	fs.Var(&br, "bridge", "")
 	fs.StringVar(&c.IfUp, "ifup", up, "")
 	fs.StringVar(&c.IfDown, "ifdown", down, "")
@@ -191,6 +194,9 @@ func Parse(args []string, c *Config) (done bool, err error) {
 			if _, given := iothreads[id]; !given {
 				iothreads[id] = cpus
 			}
+		}
+		if !set["user"] {
+			c.User = vm.User
 		}
 		if !set["shutdown-timeout"] && vm.ShutdownTimeout > 0 {
 			c.ShutdownTimeout = vm.ShutdownTimeout

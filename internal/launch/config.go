@@ -45,6 +45,9 @@ type Config struct {
 	IfDown       string                     // the helper for downscript=
 	Bridge       string                     // bridge for taps without one in Settings
 	Settings     map[string]ifconf.Settings // per netdev id
+	// User, when set, is the user (name or uid) QEMU runs as, without
+	// capabilities; the launcher keeps the privileged work (user.go).
+	User string
 
 	ShutdownTimeout time.Duration // 0: DefaultShutdownTimeout
 	QMPTimeout      time.Duration // 0: DefaultQMPTimeout

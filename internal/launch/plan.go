@@ -33,7 +33,8 @@ type Plan struct {
 	// VCPUCPUs are where the vCPU threads without their own affinity
 	// run: CPUs, else qemu-launch's own CPUs, which QEMU inherits.
 	VCPUCPUs cpuset.Set
-	RunDir   string // where the tap records go
+	RunDir   string   // where the tap records go
+	User     *account // nil: QEMU runs as the launcher's user
 	cfg      *Config
 }
 
@@ -69,6 +70,14 @@ func Prepare(ctx context.Context, c *Config) (*Plan, error) {
 		})
 		return caps, perr
 	}
+	var acct *account
+	fdBase := 0
+	if c.User != "" {
+		if acct, err = lookupAccount(c.User); err != nil {
+			return nil, err
+		}
+		fdBase = tapFd
+	}
 	res, err := qemuargs.Rewrite(c.Args, qemuargs.Options{
 		Caps:     probe,
 		IfUp:     c.IfUp,
@@ -79,6 +88,7 @@ func Prepare(ctx context.Context, c *Config) (*Plan, error) {
 		QMPFd:    qmpFd,
 		// Threads are placed before the guest runs.
 		PlaceThreads: !c.EmulatorCPUs.Empty() || len(c.IOThreadCPUs) > 0,
+		TapFd:        fdBase,
 	})
 	if err != nil {
 		return nil, err
@@ -119,6 +129,7 @@ func Prepare(ctx context.Context, c *Config) (*Plan, error) {
 		EmulatorCPUs: c.EmulatorCPUs,
 		IOThreadCPUs: c.IOThreadCPUs,
 		VCPUCPUs:     vcpus,
+		User:         acct,
 		RunDir:       ifconf.Env{Getenv: c.Getenv}.RunDir(),
 		cfg:          c,
 	}, nil
@@ -167,6 +178,7 @@ func (p *Plan) Actions() []string {
 	case !p.CPUs.Empty():
 		a = append(a, fmt.Sprintf("start QEMU with every thread on CPUs %s", p.CPUs))
 	}
+	a = append(a, p.userActions()...)
 	for _, t := range p.Taps {
 		a = append(a, fmt.Sprintf("write %s for qemu-ifup (netdev %s): %s",
 			filepath.Join(p.RunDir, t.Ifname+".conf"), t.ID, describeSettings(t.Settings)))

@@ -61,19 +61,25 @@ func (r *run) cleanup() error {
 		if rec == nil && err == nil {
 			continue
 		}
-		r.logf("%s: QEMU did not run its down-script; running %s", t.Ifname, r.cfg.IfDown)
+		if r.User != nil {
+			r.logf("%s: running %s on the tap the launcher opened", t.Ifname, r.cfg.IfDown)
+		} else {
+			r.logf("%s: QEMU did not run its down-script; running %s", t.Ifname, r.cfg.IfDown)
+		}
 		cmd := exec.Command(r.cfg.IfDown, t.Ifname)
 		cmd.Env = r.environ()
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Run(); err != nil {
 			errs = append(errs, fmt.Errorf("%s %s: %w: %s", r.cfg.IfDown, t.Ifname, err, strings.TrimSpace(out.String())))
-		} else if r.cfg.Verbose {
+		} else if r.cfg.Verbose || r.User != nil {
+			// In QEMU's place, show what it would have shown.
 			r.cfg.Stderr.Write(out.Bytes())
 		}
 		if err := ifconf.RemoveRecord(r.dir, t.Ifname); err != nil {
 			errs = append(errs, err)
 		}
 	}
+	r.closeTaps()
 	return errors.Join(errs...)
 }

@@ -52,6 +52,9 @@ type run struct {
 
 	vcpuTIDs map[int]int    // vCPU index -> thread, from QMP
 	ioTIDs   map[string]int // I/O thread id -> thread, from QMP
+
+	// tapFiles are the taps the launcher opened for a QEMU run as a user.
+	tapFiles []*os.File
 }
 
 func (p *Plan) logf(format string, args ...any) {

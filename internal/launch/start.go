@@ -53,7 +53,14 @@ func (r *run) start() error {
 	// Should qemu-launch die, QEMU shuts down cleanly rather than run on
 	// unsupervised.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if r.User != nil {
+		if err := r.asUser(cmd); err != nil {
+			conn.Close()
+			return err
+		}
+	}
 	if err := startWithin(cmd, r.startCPUs()); err != nil {
+		r.closeTaps()
 		conn.Close()
 		return fmt.Errorf("starting %s: %w", argv[0], err)
 	}

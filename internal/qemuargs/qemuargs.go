@@ -48,13 +48,24 @@ type Options struct {
 	// guest runs (emulator or I/O thread placement): -S is added as for
 	// -vcpu.
 	PlaceThreads bool
+	// TapFd, when not 0, makes the launcher open the taps it wires and
+	// pass them to QEMU as fd=TapFd, TapFd+1, ... in the order of Taps,
+	// with no script= or downscript=: for a QEMU that runs without the
+	// privileges to create a tap or to run qemu-ifup.
+	TapFd int
 }
 
 // A Tap is a tap netdev the launcher wired to the helpers.
 type Tap struct {
-	ID       string // netdev id
-	Ifname   string // interface name, given or derived
-	Derived  bool   // the launcher chose Ifname
+	ID      string // netdev id
+	Ifname  string // interface name, given or derived
+	Derived bool   // the launcher chose Ifname
+	// FD is the tap's descriptor number in QEMU when the launcher opens
+	// it (Options.TapFd), 0 when QEMU does.
+	FD int
+	// VnetHdr asks for a tap with a virtio-net header (the launcher
+	// opens it; QEMU probes it): all but vnet_hdr=off.
+	VnetHdr  bool
 	Settings ifconf.Settings
 }
 
@@ -313,6 +324,9 @@ func (r *rewriter) netdev(flag, val string) ([]string, error) {
 		add += ",downscript=" + escape(r.o.IfDown)
 	}
 	if hasUp && (r.o.IsIfUp == nil || !r.o.IsIfUp(up)) {
+		if r.o.TapFd > 0 && up != "" && up != "no" {
+			return nil, fmt.Errorf("netdev %s runs its own script=%s, which would run without privileges as QEMU's user; drop it and qemu-launch runs qemu-ifup itself", id, up)
+		}
 		// The user's own script gets no record: it would not read it.
 		if _, want := r.o.Settings[id]; want {
 			return nil, fmt.Errorf("netdev %s runs its own script=, which would not read the bridge given for it", id)
@@ -342,8 +356,40 @@ func (r *rewriter) netdev(flag, val string) ([]string, error) {
 			return nil, fmt.Errorf("netdevs %s and %s would both use tap %s", u.ID, id, t.Ifname)
 		}
 	}
+	if r.o.TapFd > 0 {
+		return r.tapFd(flag, id, o, t)
+	}
 	r.res.Taps = append(r.res.Taps, t)
 	return []string{"-" + flag, val + add}, nil
+}
+
+// tapFd rewrites a tap netdev whose tap the launcher opens: fd=N instead
+// of ifname=, script= and downscript=, which QEMU refuses beside fd=.
+func (r *rewriter) tapFd(flag, id string, o opts, t Tap) ([]string, error) {
+	if q, ok := o.get("queues"); ok && q != "1" {
+		return nil, fmt.Errorf("netdev %s: queues=%s: a tap the launcher opens for an unprivileged QEMU has one queue", id, q)
+	}
+	t.VnetHdr = true
+	if v, ok := o.get("vnet_hdr"); ok && v == "off" {
+		t.VnetHdr = false
+	}
+	t.FD = r.o.TapFd + len(r.res.Taps)
+	var b strings.Builder
+	for i, e := range o {
+		switch e.key {
+		case "ifname", "script", "downscript", "vnet_hdr", "queues":
+			continue
+		case "type":
+			if i == 0 {
+				b.WriteString(escape(e.val))
+				continue
+			}
+		}
+		b.WriteString("," + e.key + "=" + escape(e.val))
+	}
+	b.WriteString(",fd=" + strconv.Itoa(t.FD))
+	r.res.Taps = append(r.res.Taps, t)
+	return []string{"-" + flag, b.String()}, nil
 }
 
 // finish checks what needs the whole command line.

@@ -146,6 +146,8 @@ func (vm *VM) set(e unitfile.Entry) error {
 		vm.HostCPUs, err = cpuset.ParseList(v)
 	case "EmulatorCPUs":
 		vm.EmulatorCPUs, err = cpuset.ParseList(v)
+	case "User":
+		vm.User, err = word(v)
 	case "MemoryLock":
 		var b bool
 		b, err = unitfile.ParseBool(v)

@@ -10,6 +10,7 @@
 //	VCPUs=2
 //	HostCPUs=2,3
 //	MemoryLock=yes
+//	User=qemu
 //
 //	[VCPU]
 //	Index=1
@@ -48,6 +49,7 @@ type VM struct {
 	VCPUs           int // 0: QEMU's default
 	HostCPUs        cpuset.Set
 	EmulatorCPUs    cpuset.Set // QEMU's threads other than vCPUs and placed I/O threads
+	User            string     // QEMU's user (qemu-launch --user); "": the launcher's
 	MemoryLock      string     // "", "on" or "off"
 	Kernel          string
 	Initrd          string

@@ -1,13 +1,17 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/nstest"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/sched"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/test/guest"
 )
 
@@ -103,5 +107,159 @@ func TestUnprivilegedBridgeHelper(t *testing.T) {
 				t.Errorf("taps left after QEMU ended: %q", left)
 			}
 		})
+	}
+}
+
+// qemuChild returns the pid of the launcher's one child, QEMU.
+func qemuChild(t *testing.T, launcher int) int {
+	t.Helper()
+	tids, err := sched.Threads(launcher)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kids []string
+	for _, tid := range tids {
+		data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", launcher, tid))
+		kids = append(kids, strings.Fields(string(data))...)
+	}
+	if len(kids) != 1 {
+		t.Fatalf("children of qemu-launch: %q, want QEMU alone", kids)
+	}
+	pid, err := strconv.Atoi(kids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pid
+}
+
+// canRaiseMemLock reports whether this process, and so a qemu-launch it
+// starts, may lift its memory-lock limit: the hard limit is already
+// unlimited, or it holds CAP_SYS_RESOURCE (these build machines' containers
+// do not).
+func canRaiseMemLock(t *testing.T) bool {
+	t.Helper()
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_MEMLOCK, &lim); err != nil {
+		t.Fatal(err)
+	}
+	if lim.Max == unix.RLIM_INFINITY {
+		return true
+	}
+	eff, err := strconv.ParseUint(procStatus(t, os.Getpid(), "CapEff"), 16, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return eff&(1<<unix.CAP_SYS_RESOURCE) != 0
+}
+
+// TestLaunchSeedCommandAsUser runs the seed's real-time command through
+// qemu-launch --user: QEMU runs as nobody without a capability, while the
+// launcher still pins the vCPUs and gives vCPU 1 SCHED_FIFO 80; the guest
+// pings the host and back over a tap the launcher opened and passed to
+// QEMU. With mlock=on the launcher must raise the memory-lock limit for
+// QEMU: where it can, QEMU's memory is locked; where it cannot (no
+// CAP_SYS_RESOURCE, as in these containers), the launcher refuses before
+// QEMU starts, saying why, and leaves nothing behind.
+func TestLaunchSeedCommandAsUser(t *testing.T) {
+	for _, mlock := range []string{"on", "off"} {
+		t.Run("mlock="+mlock, func(t *testing.T) { launchSeedAsUser(t, mlock) })
+	}
+}
+
+func launchSeedAsUser(t *testing.T, mlock string) {
+	ns, g := setup(t)
+	launch := launcher(t)
+	addBridge(t, ns, "virbr0", hostAddr+"/24", 9000)
+	dir := t.TempDir()
+	g = publicGuest(t, g, nstest.PublicDir(t))
+	user := nstest.Nobody(t)
+
+	c0, c1 := twoCPUs(t)
+	cpus := strconv.Itoa(c0)
+	if c1 != c0 {
+		cpus += "," + strconv.Itoa(c1)
+	}
+	args := []string{launch, "--user", "nobody", "--cpus", cpus, "--",
+		qemuBinary, "-accel", "tcg", "-m", "256", "-realtime", "mlock=" + mlock, "-smp", "2",
+		"-name", "rt,process=rt-kvm", "-no-reboot", "-nographic",
+		"-append", guest.Config{Answer: pings}.Append(),
+		"-vcpu", fmt.Sprintf("0,affinity=%#x,prio=0", 1<<c0),
+		"-vcpu", fmt.Sprintf("1,affinity=%#x,prio=80", 1<<c1),
+		"-kernel", g.Kernel, "-initrd", g.Initrd,
+		"-device", "e1000,netdev=vm0", "-netdev", "tap,id=vm0"}
+	lock := mlock == "on"
+	if lock && !canRaiseMemLock(t) {
+		v := startVM(t, ns, helperEnv(dir), args...)
+		err := v.wait(t)
+		want := "qemu-launch: QEMU as user nobody locks its memory (-realtime mlock=on or -overcommit mem-lock=on), but the launcher cannot raise the memory-lock limit"
+		if code, _ := nstest.ExitStatus(err); code == 0 || !strings.HasPrefix(v.stderr.String(), want) || strings.Count(v.stderr.String(), "\n") != 1 {
+			t.Errorf("qemu-launch: %v, stderr %q; want a failure with one line starting %q", err, v.stderr.String(), want)
+		}
+		if left := taps(t, ns); len(left) != 0 {
+			t.Errorf("taps left behind: %q", left)
+		}
+		if left, _ := filepath.Glob(filepath.Join(dir, "run", "*", "*")); len(left) != 0 {
+			t.Errorf("records left behind: %q", left)
+		}
+		return
+	}
+	v := startVM(t, ns, helperEnv(dir), args...)
+	v.ready(t)
+
+	pid := qemuChild(t, v.cmd.Process.Pid)
+	if uid := strings.Fields(procStatus(t, pid, "Uid")); len(uid) < 2 || uid[0] != strconv.FormatUint(uint64(user.Uid), 10) || uid[1] != uid[0] {
+		t.Errorf("QEMU's Uid: %q, want %d (real and effective)", uid, user.Uid)
+	}
+	for _, set := range []string{"CapEff", "CapPrm"} {
+		if c := procStatus(t, pid, set); c != "0000000000000000" {
+			t.Errorf("QEMU's %s = %s, want none", set, c)
+		}
+	}
+	if kb, err := sched.LockedKB(pid); err != nil || (kb >= 256*1024) != lock {
+		t.Errorf("QEMU's locked memory: %d kB, %v; want the guest's 256 MiB locked: %v", kb, err, lock)
+	}
+	// vCPU 1 is the only SCHED_FIFO thread, at 80 on c1; vCPU 0 runs
+	// alone on c0 under the normal policy.
+	tids, err := sched.Threads(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fifo, onC0 []sched.Thread
+	for _, tid := range tids {
+		th, err := sched.Read(pid, tid)
+		if err != nil {
+			continue // a thread that ended meanwhile
+		}
+		if th.Policy == unix.SCHED_FIFO {
+			fifo = append(fifo, th)
+		}
+		if c0 != c1 && th.CPUs.String() == strconv.Itoa(c0) {
+			onC0 = append(onC0, th)
+		}
+	}
+	if len(fifo) != 1 || fifo[0].Prio != 80 || fifo[0].CPUs.String() != strconv.Itoa(c1) {
+		t.Errorf("SCHED_FIFO threads of QEMU: %v, want one at priority 80 on CPU %d", fifo, c1)
+	}
+	if c0 != c1 && (len(onC0) != 1 || onC0[0].Policy != 0 /* SCHED_OTHER */) {
+		t.Errorf("threads of QEMU on CPU %d alone: %v, want vCPU 0 under SCHED_OTHER", c0, onC0)
+	}
+
+	tap := onlyTap(t, ns)
+	checkPort(t, ns, tap, "virbr0")
+	hostPing(t, ns, guestAddr, pings)
+	v.passed(t)
+	if !hasReport(v.console.Reports(), "ping "+hostAddr+" ok") {
+		t.Errorf("guest did not ping %s: %q", hostAddr, v.console.Reports())
+	}
+	if left := taps(t, ns); len(left) != 0 {
+		t.Errorf("taps left after QEMU ended: %q", left)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "run", "*", "*")); len(left) != 0 {
+		t.Errorf("records left behind: %q", left)
+	}
+	for _, want := range []string{"qemu-ifup: " + tap + ": attach to virbr0", "qemu-ifdown: " + tap + ": detach from virbr0"} {
+		if !strings.Contains(v.stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, v.stderr.String())
+		}
 	}
 }

@@ -1,0 +1,74 @@
+package launch
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestDryRunAsUser: with --user the taps become fd= (opened by the
+// launcher, which runs qemu-ifup on them) and the dry run says so.
+func TestDryRunAsUser(t *testing.T) {
+	c, out := testConfig()
+	c.Binary, c.IfUp, c.IfDown, c.DryRun, c.User = "/nonexistent/qemu", "/h/qemu-ifup", "/h/qemu-ifdown", true, "nobody"
+	c.Args = []string{"-m", "256", "-overcommit", "mem-lock=on", "-name", "rt", "-device", "e1000,netdev=vm0", "-netdev", "tap,id=vm0"}
+	if code, err := Run(context.Background(), c); code != 0 || err != nil {
+		t.Fatalf("Run = %d, %v", code, err)
+	}
+	acct, err := lookupAccount("nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"/nonexistent/qemu -m 256 -overcommit mem-lock=on -name rt -device e1000,netdev=vm0 -netdev tap,id=vm0,fd=4 " +
+			"-chardev socket,id=qemu-launch-qmp,fd=3 -mon chardev=qemu-launch-qmp,mode=control",
+		"start QEMU as user " + acct.String() + ", with no capabilities",
+		"raise the memory-lock limit to unlimited for QEMU, which locks its memory",
+		"create tap rt-vm0, run /h/qemu-ifup on it, and pass it to QEMU as fd 4 (netdev vm0)",
+		"write /run/t/rt-vm0.conf for qemu-ifup (netdev vm0): no settings (qemu-ifup uses /etc/qemu-ifup.conf or its defaults)",
+		"on SIGTERM, SIGINT or SIGHUP: QMP system_powerdown, SIGTERM after 1m0s, SIGKILL 10s later",
+		"after QEMU exits: run /h/qemu-ifdown rt-vm0 if its record is still there",
+	}
+	if diff := cmp.Diff(want, strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")); diff != "" {
+		t.Errorf("dry run (-want +got):\n%s", diff)
+	}
+}
+
+func TestLookupAccount(t *testing.T) {
+	a, err := lookupAccount("nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := lookupAccount(strconv.FormatUint(uint64(a.UID), 10)); err != nil || b.Name != a.Name {
+		t.Errorf("lookupAccount by uid %d = %v, %v; want %s", a.UID, b, err, a.Name)
+	}
+	for _, tt := range []struct{ user, want string }{
+		{"root", "user root is root: leave User= out to run QEMU as root"},
+		{"0", "user 0 is root: leave User= out to run QEMU as root"},
+		{"no-such-user-qth", "user no-such-user-qth: user: unknown user no-such-user-qth"},
+	} {
+		if _, err := lookupAccount(tt.user); err == nil || err.Error() != tt.want {
+			t.Errorf("lookupAccount(%s) = %v, want %s", tt.user, err, tt.want)
+		}
+	}
+}
+
+func TestMemLockOn(t *testing.T) {
+	for args, want := range map[string]bool{
+		"-overcommit mem-lock=on":           true,
+		"-overcommit cpu-pm=on,mem-lock=on": true,
+		"-overcommit mem-lock=off":          false,
+		"-overcommit mem-lock=on-fault":     true,
+		"-realtime mlock=on":                true,
+		"-realtime mlock=off":               false,
+		"-m 256":                            false,
+		"-append -overcommit":               false,
+	} {
+		if got := memLockOn(strings.Fields(args)); got != want {
+			t.Errorf("memLockOn(%s) = %v, want %v", args, got, want)
+		}
+	}
+}

@@ -1,0 +1,56 @@
+package qemuargs
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestRewriteTapFd: for an unprivileged QEMU the launcher opens the taps
+// and QEMU gets fd=N in their place, without the options QEMU refuses
+// beside fd=.
+func TestRewriteTapFd(t *testing.T) {
+	o := Options{IfUp: "/h/qemu-ifup", IfDown: "/h/qemu-ifdown", IsIfUp: func(s string) bool { return s == "/etc/qemu-ifup" }, TapFd: 4}
+	res, err := Rewrite([]string{"-name", "vm",
+		"-netdev", "tap,id=a",
+		"-netdev", "tap,id=b,ifname=tapb,script=/etc/qemu-ifup,downscript=/etc/qemu-ifdown,vhost=on",
+		"-nic", "tap,id=c,vnet_hdr=off,model=e1000",
+		"-netdev", "tap,id=d,fd=9",
+		"-netdev", "user,id=u"}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantArgs := []string{"-name", "vm",
+		"-netdev", "tap,id=a,fd=4",
+		"-netdev", "tap,id=b,vhost=on,fd=5",
+		"-nic", "tap,id=c,model=e1000,fd=6",
+		"-netdev", "tap,id=d,fd=9",
+		"-netdev", "user,id=u"}
+	if diff := cmp.Diff(wantArgs, res.Args); diff != "" {
+		t.Errorf("args (-want +got):\n%s", diff)
+	}
+	type tapFD struct {
+		Ifname  string
+		FD      int
+		VnetHdr bool
+	}
+	var got []tapFD
+	for _, tp := range res.Taps {
+		got = append(got, tapFD{tp.Ifname, tp.FD, tp.VnetHdr})
+	}
+	want := []tapFD{{TapName("vm", "a"), 4, true}, {"tapb", 5, true}, {TapName("vm", "c"), 6, false}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("taps (-want +got):\n%s", diff)
+	}
+
+	for _, tt := range []struct{ arg, want string }{
+		{"tap,id=x,queues=2", "netdev x: queues=2: a tap the launcher opens for an unprivileged QEMU has one queue"},
+		{"tap,id=x,script=/usr/local/bin/my-ifup", "netdev x runs its own script=/usr/local/bin/my-ifup, which would run without privileges as QEMU's user"},
+	} {
+		_, err := Rewrite([]string{"-netdev", tt.arg}, o)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Rewrite(-netdev %s) = %v, want %q", tt.arg, err, tt.want)
+		}
+	}
+}
