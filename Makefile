@@ -10,7 +10,8 @@ SYSCONFDIR  ?= /etc
 INSTALL_ETC_LINKS ?= 0
 
 GO       ?= go
-VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+# One version for binaries and packages: packaging/version (git describe, made valid for dpkg and rpm).
+VERSION  ?= $(shell packaging/version 2>/dev/null || echo devel)
 PKG      := github.com/qemu-tap-helpers/qemu-tap-helpers
 LDFLAGS  := -s -w -X $(PKG)/internal/version.Version=$(VERSION)
 GOBUILD  := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
@@ -90,7 +91,8 @@ PKG_ARCHES ?= amd64 arm64
 DIST       ?= dist
 .PHONY: package
 package: ## build the .deb and .rpm into dist/ (PKG_ARCHES="amd64 arm64")
-	GO='$(GO)' LDFLAGS='$(LDFLAGS)' DIST='$(DIST)' ./packaging/build $(PKG_ARCHES)
+	@./scripts/ensure-deps package
+	GO='$(GO)' DIST='$(DIST)' ./packaging/build $(PKG_ARCHES)
 
 clean: ## remove build output
 	rm -rf bin dist

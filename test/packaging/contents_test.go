@@ -21,6 +21,8 @@ import (
 const (
 	libexec = "/usr/libexec/qemu-tap-helpers"
 	docDir  = "/usr/share/doc/qemu-tap-helpers"
+	// licenseDir is the .rpm's %license directory.
+	licenseDir = "/usr/share/licenses/qemu-tap-helpers"
 )
 
 // An entry is one path of a package's payload.
@@ -68,13 +70,23 @@ func want(packager string) map[string]entry {
 		docDir + "/examples/networkd/virbr0.netdev":  file("packaging/examples/networkd/virbr0.netdev"),
 		docDir + "/examples/networkd/virbr0.network": file("packaging/examples/networkd/virbr0.network"),
 	}
+	// Generated for the build: checked by TestLicenses and TestOneVersion.
+	generated := entry{kind: 'f', mode: 0o644}
 	switch packager {
 	case "deb":
-		w[docDir+"/copyright"] = file("LICENSE")
-		w[docDir+"/changelog.Debian.gz"] = entry{kind: 'f', mode: 0o644}
+		w[docDir+"/copyright"] = generated
+		w[docDir+"/changelog.Debian.gz"] = generated
+		w[docDir+"/NEWS.Debian.gz"] = generated
+		w["/usr/share/lintian/overrides/qemu-tap-helpers"] = file("packaging/lintian-overrides")
 	case "rpm":
-		w["/usr/share/licenses/qemu-tap-helpers"] = dir
-		w["/usr/share/licenses/qemu-tap-helpers/LICENSE"] = file("LICENSE")
+		// rpm wants relative links; Debian Policy 10.5 absolute ones
+		// between top-level directories.
+		w["/etc/qemu-ifup"] = link("../usr/libexec/qemu-tap-helpers/qemu-ifup")
+		w["/etc/qemu-ifdown"] = link("../usr/libexec/qemu-tap-helpers/qemu-ifdown")
+		w[docDir+"/NEWS"] = generated
+		w[licenseDir] = dir
+		w[licenseDir+"/LICENSE"] = file("LICENSE")
+		w[licenseDir+"/copyright"] = generated
 	}
 	return w
 }
@@ -166,6 +178,11 @@ func checkPayload(t *testing.T, root, packager, arch string, epoch int64, got ma
 		}
 		if we.kind != 'l' && ge.mode != we.mode {
 			t.Errorf("%s: mode %04o, want %04o", p, ge.mode, we.mode)
+		}
+		// A link's mode is 0777 wherever it is built: nfpm once took it
+		// from the link's target on the build host.
+		if we.kind == 'l' && ge.mode != 0o777 {
+			t.Errorf("%s: symlink mode %04o, want 0777", p, ge.mode)
 		}
 		if ge.target != we.target {
 			t.Errorf("%s: points at %q, want %q", p, ge.target, we.target)
@@ -306,7 +323,7 @@ func TestDeb(t *testing.T) {
 				}
 			}
 			slices.Sort(names)
-			if w := []string{"conffiles", "control", "md5sums", "postinst", "postrm", "preinst"}; !slices.Equal(names, w) {
+			if w := []string{"conffiles", "control", "md5sums", "postinst", "postrm", "preinst", "prerm"}; !slices.Equal(names, w) {
 				t.Errorf("control members %v, want %v", names, w)
 			}
 			fields := controlFields(ctrl["/control"].data)
@@ -317,6 +334,14 @@ func TestDeb(t *testing.T) {
 					t.Errorf("control %s: %q, want %q", k, fields[k], v)
 				}
 			}
+			// QEMU for this architecture is recommended, not needed.
+			qemu := map[string]string{"amd64": "qemu-system-x86", "arm64": "qemu-system-arm"}[arch]
+			if qemu == "" {
+				qemu = "qemu-system"
+			}
+			if fields["Recommends"] != qemu || fields["Suggests"] != "nftables" {
+				t.Errorf("control Recommends %q, Suggests %q; want %q, %q", fields["Recommends"], fields["Suggests"], qemu, "nftables")
+			}
 			// Static binaries: the package needs nothing.
 			for _, k := range []string{"Depends", "Pre-Depends", "Conflicts", "Breaks", "Replaces"} {
 				if v, ok := fields[k]; ok {
@@ -326,7 +351,7 @@ func TestDeb(t *testing.T) {
 			if got := strings.Fields(string(ctrl["/conffiles"].data)); !slices.Equal(got, wantConffiles) {
 				t.Errorf("conffiles %v, want %v", got, wantConffiles)
 			}
-			for _, s := range []string{"preinst", "postinst", "postrm"} {
+			for _, s := range []string{"preinst", "postinst", "prerm", "postrm"} {
 				e := ctrl["/"+s]
 				checkContent(t, root, s, entry{src: "packaging/scripts/deb/" + s}, e.data)
 				if e.mode != 0o755 {
@@ -378,7 +403,7 @@ func TestRPM(t *testing.T) {
 				t.Errorf("config files %v, want %v", conf, wantConffiles)
 			}
 
-			for tag, src := range map[string]string{"PREIN": "pre", "POSTIN": "post", "POSTUN": "postun", "PREUN": ""} {
+			for tag, src := range map[string]string{"PREIN": "pre", "POSTIN": "post", "PREUN": "preun", "POSTUN": "postun"} {
 				got := q("%{" + tag + "}")
 				if src == "" {
 					if got != "(none)" {
@@ -394,16 +419,23 @@ func TestRPM(t *testing.T) {
 					t.Errorf("%%%s scriptlet differs from packaging/scripts/rpm/%s:\n%s", strings.ToLower(tag), src, got)
 				}
 			}
-			// Static binaries: nothing but the scriptlets' shell (and
-			// rpm's own features, should nfpm ever list them).
+			// Static binaries: nothing but the scriptlets' shell (once
+			// per scriptlet) and rpm's own features.
 			var reqs []string
 			for _, req := range strings.Split(string(run(t, "", nil, "rpm", "-qp", "--requires", rpm)), "\n") {
 				if req = strings.TrimSpace(req); req != "" && !strings.HasPrefix(req, "rpmlib(") {
 					reqs = append(reqs, req)
 				}
 			}
-			if !slices.Equal(reqs, []string{"/bin/sh"}) {
+			if reqs = slices.Compact(reqs); !slices.Equal(reqs, []string{"/bin/sh"}) {
 				t.Errorf("requires %v, want [/bin/sh]", reqs)
+			}
+			qemu := map[string]string{"amd64": "/usr/bin/qemu-system-x86_64", "arm64": "/usr/bin/qemu-system-aarch64"}[arch]
+			if got := strings.TrimSpace(string(run(t, "", nil, "rpm", "-qp", "--recommends", rpm))); qemu != "" && got != qemu {
+				t.Errorf("recommends %q, want %q", got, qemu)
+			}
+			if got := strings.TrimSpace(string(run(t, "", nil, "rpm", "-qp", "--suggests", rpm))); got != "nftables" {
+				t.Errorf("suggests %q, want nftables", got)
 			}
 			if got := q("%{BUILDTIME}"); got != strconv.FormatInt(b.epoch, 10) {
 				t.Errorf("build time %s, want SOURCE_DATE_EPOCH %d", got, b.epoch)

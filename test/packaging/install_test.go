@@ -240,6 +240,23 @@ func TestDebInstall(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkOurs(t, "dpkg -i", orig)
+	t.Run("reproducible-when-installed", func(t *testing.T) {
+		// Built again on a host where the package is installed: the same
+		// bytes (nfpm once took the /etc links' modes from their targets,
+		// which exist only then).
+		again, err := makePackageAs(repoRoot(t), "", []string{runtime.GOARCH})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, file := range []func(string, string, string) string{debFile, rpmFile} {
+			a := readFile(t, file(b.dist, b.version, runtime.GOARCH))
+			c := readFile(t, file(again.dist, again.version, runtime.GOARCH))
+			if !bytes.Equal(a, c) {
+				t.Errorf("%s differs when built with the package installed: sha256 %s, then %s",
+					filepath.Base(file(b.dist, b.version, runtime.GOARCH)), sha256Hex(a), sha256Hex(c))
+			}
+		}
+	})
 	t.Run("unit", func(t *testing.T) {
 		// The installed template unit, an instance of it, and the
 		// binary its ExecStart= names, as systemd sees them.
@@ -363,13 +380,14 @@ func TestRPMInstall(t *testing.T) {
 
 	for _, f := range etcScripts {
 		cmd := filepath.Base(f)
-		if got, want := fileSHA(t, root+f), "symlink -> "+libexec+"/"+cmd; got != want {
+		if got, want := fileSHA(t, root+f), "symlink -> ../usr/libexec/qemu-tap-helpers/"+cmd; got != want {
 			t.Errorf("%s is %q, want %q", f, got, want)
 		}
-		// Inside the root the absolute link resolves to our binary.
+		// Inside the root the link resolves to our binary, stamped with
+		// the package's version.
 		out, err := exec.Command("chroot", root, f, "--version").CombinedOutput()
-		if err != nil || !strings.HasPrefix(string(out), cmd+" ") {
-			t.Errorf("chroot %s --version: %v: %q", f, err, out)
+		if err != nil || strings.TrimSpace(string(out)) != cmd+" "+b.version {
+			t.Errorf("chroot %s --version: %v: %q, want %q", f, err, out, cmd+" "+b.version)
 		}
 	}
 	if got := readFile(t, root+"/etc/qemu-ifup.rpmorig"); !bytes.Equal(got, handMade) {
