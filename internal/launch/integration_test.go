@@ -31,13 +31,7 @@ const hangGuard = 2 * time.Minute
 func requireQEMU(t *testing.T) {
 	t.Helper()
 	nstest.RequireRoot(t)
-	if _, err := exec.LookPath(qemu); err != nil {
-		why := qemu + " not installed (apt-get install qemu-system-x86, or scripts/ensure-deps test)"
-		if os.Getenv(nstest.EnvRequire) == "1" {
-			t.Fatal(why)
-		}
-		t.Skip(why)
-	}
+	nstest.RequireTool(t, qemu, "qemu-system-x86")
 }
 
 // A launch is one qemu-launch process under test.

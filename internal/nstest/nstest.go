@@ -28,6 +28,17 @@ import (
 // pass by skipping.
 const EnvRequire = "QTH_REQUIRE_INTEGRATION"
 
+// Skip skips the test with why, one line, or fails it where every test
+// must run (EnvRequire=1, as in CI). Every "cannot run here" goes through
+// it.
+func Skip(t testing.TB, why string) {
+	t.Helper()
+	if os.Getenv(EnvRequire) == "1" {
+		t.Fatalf("%s (%s=1 forbids skipping)", why, EnvRequire)
+	}
+	t.Skip(why)
+}
+
 // RequireRoot skips the test, with one line saying why, unless the process
 // can create namespaces and taps.
 func RequireRoot(t testing.TB) {
@@ -35,24 +46,16 @@ func RequireRoot(t testing.TB) {
 	if testing.Short() {
 		t.Skip("integration test: skipped under -short (make unit)")
 	}
-	var why string
 	switch {
 	case os.Geteuid() != 0:
-		why = "integration test needs root (network namespaces, /dev/net/tun): run make test as root"
+		Skip(t, "integration test needs root (network namespaces, /dev/net/tun): run make test as root")
 	default:
-		if f, err := os.OpenFile("/dev/net/tun", os.O_RDWR, 0); err != nil {
-			why = "integration test needs /dev/net/tun: " + err.Error()
-		} else {
-			f.Close()
+		f, err := os.OpenFile("/dev/net/tun", os.O_RDWR, 0)
+		if err != nil {
+			Skip(t, "integration test needs /dev/net/tun: "+err.Error())
 		}
+		f.Close()
 	}
-	if why == "" {
-		return
-	}
-	if os.Getenv(EnvRequire) == "1" {
-		t.Fatalf("%s (%s=1 forbids skipping)", why, EnvRequire)
-	}
-	t.Skip(why)
 }
 
 // An NS is a named network namespace (visible in "ip netns list" while the
@@ -246,6 +249,43 @@ func (n *NS) MasterName(t testing.TB, l netlink.Link) string {
 		t.Fatalf("look up master of %s: %v", l.Attrs().Name, err)
 	}
 	return m.Attrs().Name
+}
+
+// A Port is what a user sees of an interface with ip -d link, the state
+// the helpers change: tests compare Ports before and after a run.
+type Port struct {
+	Exists  bool
+	Index   int
+	Master  string // the master's name, "" for none
+	MTU     int
+	MAC     string
+	Promisc bool // IFF_PROMISC as set by a user, not by a bridge
+	Up      bool // IFF_UP
+}
+
+// Snapshot reads the interface called name, through vishvananda/netlink
+// rather than the helpers' own package link; an interface that does not
+// exist gives the zero Port.
+func (n *NS) Snapshot(t testing.TB, name string) Port {
+	t.Helper()
+	l, err := n.Handle.LinkByName(name)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if !errors.As(err, &nf) {
+			t.Fatalf("look up %s in %s: %v", name, n.Name, err)
+		}
+		return Port{}
+	}
+	a := l.Attrs()
+	return Port{
+		Exists:  true,
+		Index:   a.Index,
+		Master:  n.MasterName(t, l),
+		MTU:     a.MTU,
+		MAC:     a.HardwareAddr.String(),
+		Promisc: a.RawFlags&unix.IFF_PROMISC != 0,
+		Up:      a.RawFlags&unix.IFF_UP != 0,
+	}
 }
 
 var (

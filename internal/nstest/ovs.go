@@ -40,13 +40,7 @@ func RequireOVS(t testing.TB) {
 	t.Helper()
 	RequireRoot(t)
 	for _, p := range []string{"ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl"} {
-		if _, err := exec.LookPath(p); err != nil {
-			why := fmt.Sprintf("integration test needs %s (Debian package openvswitch-switch; make test installs it as root)", p)
-			if os.Getenv(EnvRequire) == "1" {
-				t.Fatalf("%s (%s=1 forbids skipping)", why, EnvRequire)
-			}
-			t.Skip(why)
-		}
+		RequireTool(t, p, "openvswitch-switch")
 	}
 }
 

@@ -49,11 +49,7 @@ func RequireTool(t testing.TB, name, pkg string) {
 	if _, err := exec.LookPath(name); err == nil {
 		return
 	}
-	why := fmt.Sprintf("test needs %s (Debian package %s; make test installs it as root)", name, pkg)
-	if os.Getenv(EnvRequire) == "1" {
-		t.Fatalf("%s (%s=1 forbids skipping)", why, EnvRequire)
-	}
-	t.Skip(why)
+	Skip(t, fmt.Sprintf("test needs %s (Debian package %s; make test installs it as root)", name, pkg))
 }
 
 // SetCap gives the file at path the file capabilities caps, as setcap

@@ -4,38 +4,51 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vishvananda/netlink"
+
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/nstest"
 )
 
-// Faults that land between two steps of one ifup: each must end with a
-// one-line error and the tap as it was before (or gone, if it was removed),
-// never half-changed.
-func TestApplyFaultBetweenSteps(t *testing.T) {
+// TestUndo makes one step of an ifup fail, by a fault injected just before
+// it or by the kernel refusing it, and checks that Apply ends with one line
+// naming the step and leaves the tap as it was before the run (or gone, if
+// the fault removed it), never half-changed.
+func TestUndo(t *testing.T) {
 	tests := []struct {
 		name   string
+		brMTU  int
 		before Op // the step the fault lands before
 		fault  func(t *testing.T, ns *nstest.NS)
-		want   string // in the error
+		want   string // the error starts with it
+		undone bool   // changes were made before the failing step
 		gone   bool   // the tap itself was removed
 	}{
 		{
 			name: "tap removed before mtu", before: OpMTU, gone: true,
-			fault: delLink("tap0"), want: "set mtu of tap0 to 9000",
+			fault: delLink("tap0"), want: "set mtu of tap0 to 9000: no such device",
 		},
 		{
 			name: "tap removed before attach", before: OpAttach, gone: true,
-			fault: delLink("tap0"), want: "attach tap0 to br0",
+			fault: delLink("tap0"), want: "attach tap0 to br0: no such device",
+		},
+		{
+			name: "tap removed before promisc", before: OpPromisc, gone: true,
+			fault: delLink("tap0"), want: "set promisc of tap0 on: no such device",
 		},
 		{
 			name: "tap removed before up", before: OpUp, gone: true,
-			fault: delLink("tap0"), want: "set tap0 up",
+			fault: delLink("tap0"), want: "set tap0 up: no such device",
 		},
 		{
-			name: "bridge removed before attach", before: OpAttach,
+			name: "bridge removed before mac", before: OpMAC, undone: true,
 			fault: delLink("br0"), want: "attach tap0 to br0: bridge br0 disappeared",
 		},
 		{
-			name: "bridge renamed before attach", before: OpAttach,
+			name: "bridge removed before attach", before: OpAttach, undone: true,
+			fault: delLink("br0"), want: "attach tap0 to br0: bridge br0 disappeared",
+		},
+		{
+			name: "bridge renamed before attach", before: OpAttach, undone: true,
 			fault: func(t *testing.T, ns *nstest.NS) {
 				br := ns.Link(t, "br0")
 				// A link must be down to be renamed.
@@ -43,38 +56,49 @@ func TestApplyFaultBetweenSteps(t *testing.T) {
 				must(t, ns.Handle.LinkSetName(br, "br1"))
 				must(t, ns.Handle.LinkSetUp(br))
 			},
-			want: "bridge br0 was renamed to br1",
+			want: "attach tap0 to br0: bridge br0 was renamed to br1",
 		},
 		{
-			name: "bridge removed before mac", before: OpMAC,
-			fault: delLink("br0"), want: "attach tap0 to br0: bridge br0 disappeared",
+			name: "port refused: a macvlan already sits on the tap", before: OpAttach, undone: true,
+			fault: func(t *testing.T, ns *nstest.NS) {
+				must(t, ns.Handle.LinkAdd(&netlink.Macvlan{LinkAttrs: netlink.LinkAttrs{Name: "mv0",
+					ParentIndex: ns.Link(t, "tap0").Attrs().Index}, Mode: netlink.MACVLAN_MODE_BRIDGE}))
+			},
+			want: "attach tap0 to br0: device or resource busy",
+		},
+		{
+			// A tap takes an MTU of at most 65521.
+			name: "mtu the tap refuses", brMTU: 65535,
+			want: "set mtu of tap0 to 65535: invalid argument",
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ns := nstest.New(t)
-			ns.AddBridge(t, "br0", 9000)
+			if tt.brMTU == 0 {
+				tt.brMTU = 9000
+			}
+			ns.AddBridge(t, "br0", tt.brMTU)
 			ns.AddTap(t, "tap0")
-			before := snap(t, ns, "tap0")
+			before := ns.Snapshot(t, "tap0")
 
 			pl, err := PlanUp(ns.Conn, "tap0", Port{Bridge: "br0", MAC: MACHigh, Promisc: true})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !hasOp(pl.Changes, tt.before) {
-				t.Fatalf("plan %v has no step %v to inject the fault before", pl.Changes, tt.before)
-			}
-			pl.beforeStep = func(c Change) {
-				if c.Op == tt.before {
-					tt.fault(t, ns)
+			if tt.fault != nil {
+				if !hasOp(pl.Changes, tt.before) {
+					t.Fatalf("plan %v has no step %v to inject the fault before", pl.Changes, tt.before)
+				}
+				pl.beforeStep = func(c Change) {
+					if c.Op == tt.before {
+						tt.fault(t, ns)
+					}
 				}
 			}
 			err = pl.Apply(ns.Conn, nil)
-			if err == nil {
-				t.Fatal("Apply succeeded despite the fault")
-			}
-			if msg := err.Error(); !strings.Contains(msg, tt.want) || strings.Contains(msg, "\n") {
-				t.Errorf("error %q: want one line containing %q", msg, tt.want)
+			if err == nil || !strings.HasPrefix(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("Apply = %v, want one line starting %q", err, tt.want)
 			}
 			if tt.gone {
 				if ns.Exists("tap0") {
@@ -82,8 +106,10 @@ func TestApplyFaultBetweenSteps(t *testing.T) {
 				}
 				return
 			}
-			after := snap(t, ns, "tap0")
-			if after != before {
+			if undone := strings.HasSuffix(err.Error(), " (earlier changes undone)"); undone != tt.undone {
+				t.Errorf("error %q: says earlier changes were undone: %v, want %v", err, undone, tt.undone)
+			}
+			if after := ns.Snapshot(t, "tap0"); after != before {
 				t.Errorf("tap0 half-changed: before %+v, after %+v", before, after)
 			}
 		})

@@ -32,20 +32,6 @@ const (
 
 const qemuBinary = "qemu-system-x86_64"
 
-// requireTool skips (or, under QTH_REQUIRE_INTEGRATION=1, fails) a test
-// that needs a program the machine lacks.
-func requireTool(t *testing.T, name, pkg string) {
-	t.Helper()
-	if _, err := exec.LookPath(name); err == nil {
-		return
-	}
-	why := fmt.Sprintf("end-to-end test needs %s (Debian package %s; make test installs it as root)", name, pkg)
-	if os.Getenv(nstest.EnvRequire) == "1" {
-		t.Fatalf("%s (%s=1 forbids skipping)", why, nstest.EnvRequire)
-	}
-	t.Skip(why)
-}
-
 var (
 	guestOnce  sync.Once
 	guestFiles guest.Files
@@ -73,8 +59,8 @@ func testGuest(t *testing.T) guest.Files {
 func setup(t *testing.T) (*nstest.NS, guest.Files) {
 	t.Helper()
 	nstest.RequireRoot(t)
-	requireTool(t, qemuBinary, "qemu-system-x86")
-	requireTool(t, "busybox", "busybox-static")
+	nstest.RequireTool(t, qemuBinary, "qemu-system-x86")
+	nstest.RequireTool(t, "busybox", "busybox-static")
 	ns := nstest.New(t)
 	return ns, testGuest(t)
 }

@@ -223,7 +223,7 @@ func waitReady(t *testing.T, conn *net.UnixConn, v *vm) {
 // EmulatorCPUs=: read back from /proc. The guest runs firmware only.
 func TestLaunchIOThreadFromVMFile(t *testing.T) {
 	nstest.RequireRoot(t)
-	requireTool(t, qemuBinary, "qemu-system-x86")
+	nstest.RequireTool(t, qemuBinary, "qemu-system-x86")
 	ns := nstest.New(t)
 	emu, vc := splitCPUs(t)
 	conf := filepath.Join(t.TempDir(), "io.conf")
@@ -273,7 +273,7 @@ Arguments=-nodefaults -name io,debug-threads=on
 // throttling as the kernel has them here, and --strict fails on them.
 func TestLaunchCheckHost(t *testing.T) {
 	nstest.RequireRoot(t)
-	requireTool(t, qemuBinary, "qemu-system-x86")
+	nstest.RequireTool(t, qemuBinary, "qemu-system-x86")
 	emu, vc := splitCPUs(t)
 	args := []string{"--check-host", "--cpus", cpuset.Of(emu, vc).String(), "--emulator-cpus", strconv.Itoa(emu), "--",
 		qemuBinary, "-accel", "tcg", "-m", "256", "-realtime", "mlock=on", "-smp", "2",

@@ -63,9 +63,9 @@ func readmeHostCommands(t *testing.T, root string) string {
 // reach the guest unasked. The host is a test namespace whose default
 // route leaves through a veth to a second namespace, the outside world.
 func TestRoutedGuest(t *testing.T) {
-	requireTool(t, "nft", "nftables")
-	requireTool(t, "sysctl", "procps")
-	requireTool(t, "ip", "iproute2")
+	nstest.RequireTool(t, "nft", "nftables")
+	nstest.RequireTool(t, "sysctl", "procps")
+	nstest.RequireTool(t, "ip", "iproute2")
 	host, g := setup(t)
 	outside := nstest.New(t)
 	bin := nstest.Binaries(t)

@@ -82,21 +82,10 @@ func (e *env) runCmd(cmd *exec.Cmd) result {
 	return result{code: code, stdout: out.String(), stderr: errb.String()}
 }
 
-// port is a tap as ip -d link would show it.
-type port struct {
-	Master  string
-	MTU     int
-	MAC     string
-	Promisc bool
-	Up      bool
-}
-
-func (e *env) port(name string) port {
+// port is the tap as ip -d link shows it.
+func (e *env) port(name string) nstest.Port {
 	e.t.Helper()
-	l := e.ns.Link(e.t, name)
-	a := l.Attrs()
-	return port{e.ns.MasterName(e.t, l), a.MTU, a.HardwareAddr.String(),
-		a.RawFlags&unix.IFF_PROMISC != 0, a.RawFlags&unix.IFF_UP != 0}
+	return e.ns.Snapshot(e.t, name)
 }
 
 func lines(s string) []string {
@@ -126,7 +115,7 @@ func TestSeedProcedure(t *testing.T) {
 		t.Fatalf("qemu-ifup tap0: %v, want exit 0 and\n%s", r, strings.Join(want, "\n"))
 	}
 	p := e.port("tap0")
-	if want := (port{"virbr0", 1400, "fe" + mac[2:], true, true}); p != want {
+	if want := (nstest.Port{Exists: true, Index: p.Index, Master: "virbr0", MTU: 1400, MAC: "fe" + mac[2:], Promisc: true, Up: true}); p != want {
 		t.Errorf("tap0 = %+v, want %+v", p, want)
 	}
 	if mtu := e.ns.Link(t, "virbr0").Attrs().MTU; mtu != 1400 {

@@ -58,10 +58,7 @@ func need(t testing.TB, ok bool, why string) {
 	if ok {
 		return
 	}
-	if os.Getenv(nstest.EnvRequire) == "1" {
-		t.Fatalf("%s (%s=1 forbids skipping)", why, nstest.EnvRequire)
-	}
-	t.Skip(why)
+	nstest.Skip(t, why)
 }
 
 func needTools(t testing.TB, tools ...string) {

@@ -28,7 +28,7 @@ func TestBadArguments(t *testing.T) {
 	if r := run(t, ns, e, "qemu-ifup", "tap0"); r.code != 0 {
 		t.Fatalf("qemu-ifup tap0: %d %s", r.code, r.stderr)
 	}
-	before := snapAll(ns, "tap0", "br0")
+	before := snapAll(t, ns, "tap0", "br0")
 	tests := []struct {
 		name string
 		args []string
@@ -84,7 +84,7 @@ func TestBadConfig(t *testing.T) {
 	if r := run(t, ns, env(t, "QEMU_BRIDGE=br0"), "qemu-ifup", "tap0"); r.code != 0 {
 		t.Fatalf("qemu-ifup tap0: %d %s", r.code, r.stderr)
 	}
-	before := snapAll(ns, "tap0", "br0")
+	before := snapAll(t, ns, "tap0", "br0")
 	lineRE := regexp.MustCompile(`:\d+: |: line \d+: `)
 	tests := []struct {
 		name, conf string
@@ -163,7 +163,7 @@ func TestBadEnvironmentAndRecord(t *testing.T) {
 	ns := nstest.New(t)
 	ns.AddBridge(t, "br0", 0)
 	ns.AddTap(t, "tap0")
-	before := snapAll(ns, "tap0", "br0")
+	before := snapAll(t, ns, "tap0", "br0")
 	rundir := t.TempDir()
 	must(t, os.Mkdir(ns.RunDir(t, rundir), 0o700))
 	record := filepath.Join(ns.RunDir(t, rundir), "tap0.conf")
@@ -196,7 +196,7 @@ func TestBadLaunchInput(t *testing.T) {
 	ns := nstest.New(t)
 	ns.AddBridge(t, "br0", 0)
 	ns.AddTap(t, "tap0")
-	before := snapAll(ns, "tap0", "br0")
+	before := snapAll(t, ns, "tap0", "br0")
 	dir := t.TempDir()
 	marker := filepath.Join(dir, "qemu-ran")
 	qemu := filepath.Join(dir, "qemu")

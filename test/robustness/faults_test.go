@@ -88,7 +88,7 @@ func TestIfupFaults(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ns := nstest.New(t)
 			tt.setup(t, ns)
-			before := snapAll(ns, "tap0", "br0", "mv0", "other0")
+			before := snapAll(t, ns, "tap0", "br0", "mv0", "other0")
 			// --quiet: only the error on stderr (without it, the steps
 			// made and undone before it are logged first).
 			r := run(t, ns, env(t, "QEMU_BRIDGE=br0"), "qemu-ifup", "--quiet", "tap0")
@@ -106,7 +106,7 @@ func TestIfdownFaults(t *testing.T) {
 	must(t, ns.Handle.LinkAdd(&netlink.Veth{
 		LinkAttrs: netlink.LinkAttrs{Name: "veth0", MasterIndex: br.Index}, PeerName: "peer0"}))
 	ns.AddTap(t, "tap0")
-	before := snapAll(ns, "veth0", "tap0", "br0")
+	before := snapAll(t, ns, "veth0", "tap0", "br0")
 	for _, tc := range []struct {
 		name string
 		code int

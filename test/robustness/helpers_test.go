@@ -11,9 +11,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
-
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/nstest"
 )
 
@@ -65,52 +62,21 @@ func checkOneLine(t testing.TB, prog, stderr, want string) {
 	}
 }
 
-// A snapshot is what a user sees of an interface: what ifup changes.
-type snapshot struct {
-	exists  bool
-	index   int
-	mtu     int
-	mac     string
-	master  int
-	up      bool
-	promisc bool
-}
-
-func snap(ns *nstest.NS, name string) snapshot {
-	l, err := ns.Handle.LinkByName(name)
-	if err != nil {
-		return snapshot{}
-	}
-	return snapOf(l)
-}
-
-func snapOf(l netlink.Link) snapshot {
-	a := l.Attrs()
-	return snapshot{
-		exists:  true,
-		index:   a.Index,
-		mtu:     a.MTU,
-		mac:     a.HardwareAddr.String(),
-		master:  a.MasterIndex,
-		up:      a.RawFlags&unix.IFF_UP != 0,
-		promisc: a.RawFlags&unix.IFF_PROMISC != 0,
-	}
-}
-
 // checkUnchanged checks that every named interface is as snapped.
-func checkUnchanged(t testing.TB, ns *nstest.NS, before map[string]snapshot) {
+func checkUnchanged(t testing.TB, ns *nstest.NS, before map[string]nstest.Port) {
 	t.Helper()
 	for name, b := range before {
-		if a := snap(ns, name); a != b {
+		if a := ns.Snapshot(t, name); a != b {
 			t.Errorf("%s changed: before %+v, after %+v", name, b, a)
 		}
 	}
 }
 
-func snapAll(ns *nstest.NS, names ...string) map[string]snapshot {
-	m := map[string]snapshot{}
+func snapAll(t testing.TB, ns *nstest.NS, names ...string) map[string]nstest.Port {
+	t.Helper()
+	m := map[string]nstest.Port{}
 	for _, n := range names {
-		m[n] = snap(ns, n)
+		m[n] = ns.Snapshot(t, n)
 	}
 	return m
 }

@@ -57,14 +57,15 @@ func (s *started) wait(t testing.TB) int {
 
 // state classifies a tap: "port" (as ifup leaves it), "detached" (as
 // ifdown leaves it), or a description of a half-configured tap.
-func state(ns *nstest.NS, name string, br snapshot) string {
-	s := snap(ns, name)
+func state(t testing.TB, ns *nstest.NS, name string, br nstest.Port) string {
+	t.Helper()
+	s := ns.Snapshot(t, name)
 	switch {
-	case !s.exists:
+	case !s.Exists:
 		return "gone"
-	case s.master == br.index && s.up && s.promisc && s.mtu == br.mtu && strings.HasPrefix(s.mac, "fe:"):
+	case s.Master == "br0" && s.Up && s.Promisc && s.MTU == br.MTU && strings.HasPrefix(s.MAC, "fe:"):
 		return "port"
-	case s.master == 0 && !s.promisc:
+	case s.Master == "" && !s.Promisc:
 		return "detached"
 	}
 	return fmt.Sprintf("half-configured %+v", s)
@@ -87,12 +88,12 @@ func TestRaceIfupIfdown(t *testing.T) {
 	seen := map[string]int{}
 	for range rounds {
 		replaceTap(t, ns, "tap0")
-		br := snap(ns, "br0")
+		br := ns.Snapshot(t, "br0")
 		up := start(t, ns, e, "qemu-ifup", "tap0")
 		down := start(t, ns, e, "qemu-ifdown", "tap0")
 		up.wait(t)
 		down.wait(t)
-		st := state(ns, "tap0", br)
+		st := state(t, ns, "tap0", br)
 		seen[st]++
 		if st != "port" && st != "detached" {
 			t.Errorf("after ifup and ifdown at once: tap0 %s\nifup: %sifdown: %s", st, &up.stderr, &down.stderr)
@@ -109,12 +110,12 @@ func TestRaceTwoIfups(t *testing.T) {
 	e := env(t, "QEMU_BRIDGE=br0")
 	for range rounds {
 		replaceTap(t, ns, "tap0")
-		br := snap(ns, "br0")
+		br := ns.Snapshot(t, "br0")
 		a := start(t, ns, e, "qemu-ifup", "tap0")
 		b := start(t, ns, e, "qemu-ifup", "tap0")
 		a.wait(t)
 		b.wait(t)
-		if st := state(ns, "tap0", br); st != "port" {
+		if st := state(t, ns, "tap0", br); st != "port" {
 			t.Errorf("after two ifups at once: tap0 %s\n1: %s2: %s", st, &a.stderr, &b.stderr)
 		}
 	}
@@ -133,7 +134,7 @@ func TestRaceNameReused(t *testing.T) {
 		if r := run(t, ns, e, "qemu-ifup", "tap0"); r.code != 0 {
 			t.Fatalf("qemu-ifup tap0: exit %d: %s", r.code, r.stderr)
 		}
-		br := snap(ns, "br0")
+		br := ns.Snapshot(t, "br0")
 		var wg sync.WaitGroup
 		var down, up *started
 		down = start(t, ns, e, "qemu-ifdown", "tap0")
@@ -146,7 +147,7 @@ func TestRaceNameReused(t *testing.T) {
 		down.wait(t)
 		wg.Wait()
 		up.wait(t)
-		st := state(ns, "tap0", br)
+		st := state(t, ns, "tap0", br)
 		seen[st]++
 		if st != "port" && st != "detached" {
 			t.Errorf("name reused: tap0 %s\nifdown: %sifup: %s", st, &down.stderr, &up.stderr)
