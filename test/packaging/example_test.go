@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/ifconf"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/unitfile"
 )
 
 // TestExampleQemuIfupConf checks the /etc/qemu-ifup.conf the packages
@@ -49,5 +50,59 @@ func TestExampleQemuIfupConf(t *testing.T) {
 	}
 	if r := c.Match("rt-vm1-0"); r == nil || r.Line != c.Rules[0].Line {
 		t.Errorf("uncommented: rt-vm1-0 does not match the first rule")
+	}
+}
+
+// TestExampleNetworkd checks the systemd-networkd example files against
+// what the README and the nftables example set up: virbr0, a bridge, with
+// 192.168.122.1/24, masquerade, and a DHCP pool clear of the README's static
+// guest address 192.168.122.10.
+func TestExampleNetworkd(t *testing.T) {
+	root := repoRoot(t)
+	read := func(file string) map[string]string {
+		t.Helper()
+		data, err := os.ReadFile(filepath.Join(root, "packaging/examples/networkd", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		secs, err := unitfile.Parse(data)
+		if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		got := map[string]string{}
+		for _, s := range secs {
+			for _, e := range s.Entries {
+				got[s.Name+"."+e.Key] = e.Value
+			}
+		}
+		return got
+	}
+	tests := []struct {
+		file string
+		want map[string]string
+	}{
+		{"virbr0.netdev", map[string]string{"NetDev.Name": "virbr0", "NetDev.Kind": "bridge"}},
+		{"virbr0.network", map[string]string{
+			"Match.Name": "virbr0", "Network.Address": "192.168.122.1/24", "Network.IPMasquerade": "ipv4",
+			"Network.ConfigureWithoutCarrier": "yes", "Network.DHCPServer": "yes",
+			"DHCPServer.PoolOffset": "100", "DHCPServer.PoolSize": "100",
+		}},
+	}
+	for _, tt := range tests {
+		got := read(tt.file)
+		for k, v := range tt.want {
+			if got[k] != v {
+				t.Errorf("%s: %s=%q, want %q", tt.file, k, got[k], v)
+			}
+		}
+	}
+	nft, err := os.ReadFile(filepath.Join(root, "packaging/examples/virbr0-nat.nft"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{`"virbr0"`, "192.168.122.0/24", "masquerade"} {
+		if !strings.Contains(string(nft), w) {
+			t.Errorf("virbr0-nat.nft lacks %s", w)
+		}
 	}
 }
