@@ -322,3 +322,35 @@ func TestLint(t *testing.T) {
 		})
 	}
 }
+
+// TestOverridesHaveReasons: every lintian override and every rpmlint
+// filter follows a comment line saying why.
+func TestOverridesHaveReasons(t *testing.T) {
+	root := repoRoot(t)
+	check := func(file string, isOverride func(line string) bool) {
+		data, err := os.ReadFile(filepath.Join(root, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		prev := ""
+		n := 0
+		for i, line := range strings.Split(string(data), "\n") {
+			line = strings.TrimSpace(line)
+			if isOverride(line) {
+				n++
+				if !strings.HasPrefix(prev, "#") {
+					t.Errorf("%s:%d: %q has no reason in a comment line above it", file, i+1, line)
+				}
+			}
+			// Consecutive overrides share the comment above the first.
+			if line == "" || strings.HasPrefix(line, "#") {
+				prev = line
+			}
+		}
+		if n == 0 {
+			t.Errorf("%s: no override found", file)
+		}
+	}
+	check("packaging/lintian-overrides", func(l string) bool { return strings.HasPrefix(l, name+": ") })
+	check("packaging/rpmlint.toml", func(l string) bool { return strings.HasPrefix(l, `"`) })
+}
