@@ -54,7 +54,7 @@ type Bridge struct {
 func Get(c *link.Conn, name string) (*Bridge, error) {
 	l, err := c.ByName(name)
 	if err != nil {
-		if IsNotFound(err) {
+		if errors.Is(err, link.ErrNotFound) {
 			return nil, fmt.Errorf("bridge %s %w", name, ErrNotFound)
 		}
 		return nil, fmt.Errorf("look up bridge %s: %w", name, err)
@@ -133,7 +133,7 @@ func (b *Bridge) Verify(c *link.Conn, port *link.Link) error {
 	}
 	l, err := c.ByIndex(b.Index)
 	switch {
-	case IsNotFound(err):
+	case errors.Is(err, link.ErrNotFound):
 		return fail("bridge %s disappeared", b.Name)
 	case err != nil:
 		return fail("look up bridge: %w", err)
@@ -145,14 +145,8 @@ func (b *Bridge) Verify(c *link.Conn, port *link.Link) error {
 
 // gone explains a failed attach by the bridge having vanished.
 func (b *Bridge) gone(c *link.Conn, err error) error {
-	if _, lerr := c.ByIndex(b.Index); IsNotFound(lerr) {
+	if _, lerr := c.ByIndex(b.Index); errors.Is(lerr, link.ErrNotFound) {
 		return fmt.Errorf("bridge %s disappeared", b.Name)
 	}
 	return err
-}
-
-// IsNotFound reports whether err says an interface does not exist: a
-// lookup that found nothing, or an operation on a vanished one.
-func IsNotFound(err error) bool {
-	return errors.Is(err, link.ErrNotFound) || errors.Is(err, ErrNotFound)
 }

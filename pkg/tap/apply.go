@@ -1,9 +1,9 @@
 package tap
 
 import (
+	"errors"
 	"fmt"
 
-	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/bridge"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
 )
 
@@ -43,7 +43,7 @@ func (pl *Plan) undo(conn *link.Conn, applied []Change) error {
 	var first error
 	for i := len(applied) - 1; i >= 0; i-- {
 		err := pl.do(conn, applied[i], pl.have, pl.want)
-		if bridge.IsNotFound(err) {
+		if errors.Is(err, link.ErrNotFound) {
 			return nil
 		}
 		if err != nil && first == nil {

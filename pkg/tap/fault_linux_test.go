@@ -19,9 +19,11 @@ func TestUndo(t *testing.T) {
 		brMTU  int
 		before Op // the step the fault lands before
 		fault  func(t *testing.T, ns *nstest.NS)
-		want   string // the error starts with it
-		undone bool   // changes were made before the failing step
-		gone   bool   // the tap itself was removed
+		// want starts the error; for the bridge's own errors (texts
+		// checked by package bridge) only the step's prefix.
+		want   string
+		undone bool // changes were made before the failing step
+		gone   bool // the tap itself was removed
 	}{
 		{
 			name: "tap removed before mtu", before: OpMTU, gone: true,
@@ -41,11 +43,11 @@ func TestUndo(t *testing.T) {
 		},
 		{
 			name: "bridge removed before mac", before: OpMAC, undone: true,
-			fault: delLink("br0"), want: "attach tap0 to br0: bridge br0 disappeared",
+			fault: delLink("br0"), want: "attach tap0 to br0: ",
 		},
 		{
 			name: "bridge removed before attach", before: OpAttach, undone: true,
-			fault: delLink("br0"), want: "attach tap0 to br0: bridge br0 disappeared",
+			fault: delLink("br0"), want: "attach tap0 to br0: ",
 		},
 		{
 			name: "bridge renamed before attach", before: OpAttach, undone: true,
@@ -56,7 +58,7 @@ func TestUndo(t *testing.T) {
 				must(t, ns.Handle.LinkSetName(br, "br1"))
 				must(t, ns.Handle.LinkSetUp(br))
 			},
-			want: "attach tap0 to br0: bridge br0 was renamed to br1",
+			want: "attach tap0 to br0: ",
 		},
 		{
 			name: "port refused: a macvlan already sits on the tap", before: OpAttach, undone: true,

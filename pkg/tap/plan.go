@@ -172,7 +172,7 @@ func PlanUp(c *link.Conn, name string, p Port) (*Plan, error) {
 		want.mtu = br.MTU
 	}
 	if p.MAC == MACHigh {
-		want.mac = HighMAC(have.mac)
+		want.mac = highMAC(have.mac)
 	}
 	want.master = br
 	want.promisc = have.promisc || p.Promisc

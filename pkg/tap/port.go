@@ -37,8 +37,8 @@ func ParseMACPolicy(s string) (MACPolicy, error) {
 	return 0, fmt.Errorf("MAC policy %q is neither high nor keep", s)
 }
 
-// HighMAC returns mac with its first byte set to 0xFE.
-func HighMAC(mac net.HardwareAddr) net.HardwareAddr {
+// highMAC returns mac with its first byte set to 0xFE.
+func highMAC(mac net.HardwareAddr) net.HardwareAddr {
 	out := make(net.HardwareAddr, len(mac))
 	copy(out, mac)
 	if len(out) > 0 {

@@ -13,12 +13,12 @@ func TestHighMAC(t *testing.T) {
 	}
 	for _, tt := range tests {
 		in, _ := net.ParseMAC(tt.in)
-		got := HighMAC(in)
+		got := highMAC(in)
 		if got.String() != tt.want {
-			t.Errorf("HighMAC(%s) = %s, want %s", tt.in, got, tt.want)
+			t.Errorf("highMAC(%s) = %s, want %s", tt.in, got, tt.want)
 		}
 		if in.String() != tt.in {
-			t.Errorf("HighMAC modified its argument: %s", in)
+			t.Errorf("highMAC modified its argument: %s", in)
 		}
 	}
 }

@@ -1,0 +1,117 @@
+package bridge
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/vishvananda/netlink"
+
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/nstest"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
+)
+
+// TestLinuxBridge looks bridges up, attaches and detaches a port, and
+// checks the errors of a bridge that is missing, is not a bridge, or
+// changed between the lookup and the attach: the one place their texts are
+// asserted.
+func TestLinuxBridge(t *testing.T) {
+	ns := nstest.New(t)
+	ns.AddBridge(t, "br0", 1400)
+	ns.AddBridge(t, "br1", 0)
+	ns.AddTap(t, "tap0")
+	if err := ns.Handle.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "veth0"}, PeerName: "veth1"}); err != nil {
+		t.Fatal(err)
+	}
+	port := func() *link.Link {
+		l, err := ns.Conn.ByName("tap0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+
+	for _, tt := range []struct {
+		name, want string
+		is         error
+	}{
+		{"nosuch", "bridge nosuch not found", ErrNotFound},
+		{"veth0", "veth0 is not a bridge (veth)", ErrNotBridge},
+		{"tap0", "tap0 is not a bridge (tuntap)", ErrNotBridge},
+		{"lo", "lo is not a bridge (device)", ErrNotBridge},
+	} {
+		_, err := Get(ns.Conn, tt.name)
+		if err == nil || err.Error() != tt.want || !errors.Is(err, tt.is) {
+			t.Errorf("Get(%s) = %v, want %q matching %v", tt.name, err, tt.want, tt.is)
+		}
+	}
+
+	br, err := Get(ns.Conn, "br0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Bridge{Name: "br0", Index: ns.Link(t, "br0").Attrs().Index, Kind: Linux, MTU: 1400, Up: true}
+	if diff := cmp.Diff(want, br); diff != "" {
+		t.Errorf("Get(br0) (-want +got):\n%s", diff)
+	}
+	if b, err := Of(ns.Conn, port()); b != nil || err != nil {
+		t.Errorf("Of(tap0) before attach = %+v, %v, want nil, nil", b, err)
+	}
+
+	if err := br.Attach(ns.Conn, port()); err != nil {
+		t.Fatal(err)
+	}
+	if err := br.Verify(ns.Conn, port()); err != nil {
+		t.Errorf("Verify after attach: %v", err)
+	}
+	if b, err := Of(ns.Conn, port()); err != nil || b == nil || *b != *br {
+		t.Errorf("Of(tap0) after attach = %+v, %v, want %+v", b, err, br)
+	}
+	if got := ns.Snapshot(t, "tap0").Master; got != "br0" {
+		t.Errorf("tap0 master after attach = %q, want br0", got)
+	}
+	// A port of another bridge moves.
+	br1, err := Get(ns.Conn, "br1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := br1.Attach(ns.Conn, port()); err != nil {
+		t.Fatal(err)
+	}
+	if got := ns.Snapshot(t, "tap0").Master; got != "br1" {
+		t.Errorf("tap0 master after the move = %q, want br1", got)
+	}
+	for range 2 { // detaching a detached port succeeds
+		if err := br1.Detach(ns.Conn, port()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := ns.Snapshot(t, "tap0").Master; got != "" {
+		t.Errorf("tap0 master after detach = %q, want none", got)
+	}
+
+	// The bridge changes after Get.
+	if err := br.Attach(ns.Conn, port()); err != nil {
+		t.Fatal(err)
+	}
+	l := ns.Link(t, "br0")
+	must(t, ns.Handle.LinkSetDown(l))
+	must(t, ns.Handle.LinkSetName(l, "br-new"))
+	if err, want := br.Verify(ns.Conn, port()), "attach tap0 to br0: bridge br0 was renamed to br-new"; err == nil || err.Error() != want {
+		t.Errorf("Verify after a rename = %v, want %s", err, want)
+	}
+	must(t, ns.Handle.LinkDel(l))
+	if err, want := br.Verify(ns.Conn, port()), "attach tap0 to br0: bridge br0 disappeared"; err == nil || err.Error() != want {
+		t.Errorf("Verify after a delete = %v, want %s", err, want)
+	}
+	if err, want := br.Attach(ns.Conn, port()), "attach tap0 to br0: bridge br0 disappeared"; err == nil || err.Error() != want {
+		t.Errorf("Attach to a deleted bridge = %v, want %s", err, want)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
