@@ -38,8 +38,8 @@ lint: ## gofmt, go vet and staticcheck (pinned in tools/go.mod)
 unit: ## unit tests only (no root needed)
 	$(GO) test -race -short ./...
 
-test: deps-test lint build ## all tests; as root on Debian/Ubuntu it installs what they need first
-	$(GO) test -count=1 $(GOTESTFLAGS) ./...
+test: deps-test lint build ## all tests (-race); as root on Debian/Ubuntu it installs what they need first
+	$(GO) test -race -count=1 $(GOTESTFLAGS) ./...
 
 deps-test:
 	@./scripts/ensure-deps test
