@@ -53,6 +53,7 @@ type Results struct {
 	Scales   []Scale
 	Load     []LoadResult
 	Memory   []Program
+	RunDirFS string // the file system of the helpers' run directory
 	Started  time.Time
 	Took     time.Duration
 }
@@ -109,12 +110,18 @@ func Run(ctx context.Context, cfg Config, dir string) (res *Results, err error) 
 	ours := variant{Name: oursName, Up: cfg.Ifup, Down: cfg.Ifdown, UpLabel: "qemu-ifup", DownLabel: "qemu-ifdown"}
 	inproc := variant{Name: inProcName}
 	res.Variants = []string{shellName, floorName, importsName, versionName, oursName, inProcName}
+	run, cleanup, err := runDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+	res.RunDirFS = fsName(run)
 	env := []string{
 		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		// No config file and an empty run dir: the built-in defaults
 		// (virbr0), as on a host with nothing configured.
 		"QEMU_IFUP_CONFIG=" + filepath.Join(dir, "no-such.conf"),
-		"QEMU_TAP_HELPERS_RUNDIR=" + filepath.Join(dir, "run"),
+		"QEMU_TAP_HELPERS_RUNDIR=" + run,
 	}
 
 	// One namespace per scale, all alive at once, so that the rounds can
@@ -215,6 +222,43 @@ func Run(ctx context.Context, cfg Config, dir string) (res *Results, err error) 
 	}
 	res.Took = time.Since(res.Started)
 	return res, nil
+}
+
+// runDir returns the base of the helpers' run directory (their per-tap
+// locks) for the run: on a tmpfs when /dev/shm is one, as /run is on a
+// systemd host, else under dir. The file system shows: a lock file created
+// and removed per run costs several times more on ext4 than on tmpfs.
+func runDir(dir string) (string, func(), error) {
+	var st unix.Statfs_t
+	if unix.Statfs("/dev/shm", &st) == nil && st.Type == unix.TMPFS_MAGIC {
+		d, err := os.MkdirTemp("/dev/shm", "qth-bench-run-")
+		if err != nil {
+			return "", nil, err
+		}
+		return d, func() { os.RemoveAll(d) }, nil
+	}
+	return filepath.Join(dir, "run"), func() {}, nil
+}
+
+// fsName names the file system holding path, for the report.
+func fsName(path string) string {
+	var st unix.Statfs_t
+	if err := unix.Statfs(filepath.Dir(path), &st); err != nil {
+		return "unknown"
+	}
+	switch st.Type {
+	case unix.TMPFS_MAGIC:
+		return "tmpfs"
+	case unix.EXT4_SUPER_MAGIC:
+		return "ext4"
+	case unix.XFS_SUPER_MAGIC:
+		return "xfs"
+	case unix.BTRFS_SUPER_MAGIC:
+		return "btrfs"
+	case unix.OVERLAYFS_SUPER_MAGIC:
+		return "overlayfs"
+	}
+	return fmt.Sprintf("file system %#x", st.Type)
 }
 
 // memory measures the peak memory of each program of a pair on a fresh
