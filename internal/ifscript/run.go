@@ -197,7 +197,7 @@ func up(o Options, sys *System) error {
 	defer s.close()
 	set, conn := s.settings, s.conn
 	if set.Origin("Bridge") == (ifconf.Origin{File: "default"}) {
-		br, from, err := defaultBridge(o.Ifname)
+		br, from, err := defaultBridge(conn, o.Ifname)
 		if err != nil {
 			return err
 		}
@@ -256,12 +256,9 @@ func up(o Options, sys *System) error {
 // defaultBridge is the bridge when neither a record, the environment nor
 // the config names one: virbr0 if it exists, else the Linux bridge that
 // carries the default route, as Debian's own /etc/qemu-ifup picks it.
-func defaultBridge(ifname string) (br, from string, err error) {
-	c, err := link.Open()
-	if err != nil {
-		return "", "", fmt.Errorf("%s: open netlink: %w", ifname, err)
-	}
-	defer c.Close()
+// It asks over c, the session's socket: a second one would cost its own
+// set-up and teardown.
+func defaultBridge(c *link.Conn, ifname string) (br, from string, err error) {
 	if _, err := c.ByName(ifconf.DefaultBridge); err == nil {
 		return ifconf.DefaultBridge, "default", nil
 	} else if !errors.Is(err, link.ErrNotFound) {
