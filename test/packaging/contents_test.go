@@ -51,15 +51,18 @@ func want(packager string) map[string]entry {
 		libexec + "/qemu-ifup":   bin,
 		libexec + "/qemu-ifdown": bin,
 		libexec + "/qemu-launch": bin,
-		"/usr/bin/qemu-launch":   link("../libexec/qemu-tap-helpers/qemu-launch"),
-		"/etc/qemu-ifup":         link(libexec + "/qemu-ifup"),
-		"/etc/qemu-ifdown":       link(libexec + "/qemu-ifdown"),
-		"/etc/qemu-ifup.conf":    file("packaging/examples/qemu-ifup.conf"),
-		"/etc/qemu-launch":       dir,
+		// Its capability is set on install: checked by the install tests.
+		libexec + "/qemu-bridge-helper":                bin,
+		"/usr/bin/qemu-launch":                         link("../libexec/qemu-tap-helpers/qemu-launch"),
+		"/etc/qemu-ifup":                               link(libexec + "/qemu-ifup"),
+		"/etc/qemu-ifdown":                             link(libexec + "/qemu-ifdown"),
+		"/etc/qemu-ifup.conf":                          file("packaging/examples/qemu-ifup.conf"),
+		"/etc/qemu-launch":                             dir,
 		"/usr/lib/systemd/system/qemu-launch@.service": file("packaging/systemd/qemu-launch@.service"),
 		"/usr/share/man/man8/qemu-ifup.8.gz":           man("packaging/man/qemu-ifup.8"),
 		"/usr/share/man/man8/qemu-ifdown.8.gz":         man("packaging/man/qemu-ifdown.8"),
 		"/usr/share/man/man8/qemu-launch.8.gz":         man("packaging/man/qemu-launch.8"),
+		"/usr/share/man/man8/qemu-bridge-helper.8.gz":  man("packaging/man/qemu-bridge-helper.8"),
 		"/usr/share/man/man5/qemu-ifup.conf.5.gz":      man("packaging/man/qemu-ifup.conf.5"),
 		docDir:                                       dir,
 		docDir + "/README.md":                        file("README.md"),
@@ -67,6 +70,7 @@ func want(packager string) map[string]entry {
 		docDir + "/examples/networkd":                dir,
 		docDir + "/examples/vm.conf":                 file("packaging/examples/vm.conf"),
 		docDir + "/examples/virbr0-nat.nft":          file("packaging/examples/virbr0-nat.nft"),
+		docDir + "/examples/bridge.conf":             file("packaging/examples/bridge.conf"),
 		docDir + "/examples/networkd/virbr0.netdev":  file("packaging/examples/networkd/virbr0.netdev"),
 		docDir + "/examples/networkd/virbr0.network": file("packaging/examples/networkd/virbr0.network"),
 	}
@@ -218,7 +222,7 @@ func checkPayload(t *testing.T, root, packager, arch string, epoch int64, got ma
 		}
 		t.Errorf("unexpected %c %s", ge.kind, p)
 	}
-	for _, cmd := range []string{"qemu-ifup", "qemu-ifdown", "qemu-launch"} {
+	for _, cmd := range []string{"qemu-ifup", "qemu-ifdown", "qemu-launch", "qemu-bridge-helper"} {
 		p := libexec + "/" + cmd
 		if got[p].kind == 'f' {
 			if err := checkStatic(got[p].data, arch); err != nil {
@@ -339,8 +343,9 @@ func TestDeb(t *testing.T) {
 			if qemu == "" {
 				qemu = "qemu-system"
 			}
-			if fields["Recommends"] != qemu || fields["Suggests"] != "nftables" {
-				t.Errorf("control Recommends %q, Suggests %q; want %q, %q", fields["Recommends"], fields["Suggests"], qemu, "nftables")
+			// setcap (libcap2-bin) gives qemu-bridge-helper its capability.
+			if rec := qemu + ", libcap2-bin"; fields["Recommends"] != rec || fields["Suggests"] != "nftables" {
+				t.Errorf("control Recommends %q, Suggests %q; want %q, %q", fields["Recommends"], fields["Suggests"], rec, "nftables")
 			}
 			// Static binaries: the package needs nothing.
 			for _, k := range []string{"Depends", "Pre-Depends", "Conflicts", "Breaks", "Replaces"} {
@@ -374,7 +379,7 @@ func TestRPM(t *testing.T) {
 
 			// The same binaries as in the .deb.
 			deb := debPayload(t, debFile(b.dist, b.version, arch))
-			for _, cmd := range []string{"qemu-ifup", "qemu-ifdown", "qemu-launch"} {
+			for _, cmd := range []string{"qemu-ifup", "qemu-ifdown", "qemu-launch", "qemu-bridge-helper"} {
 				p := libexec + "/" + cmd
 				if !bytes.Equal(payload[p].data, deb[p].data) {
 					t.Errorf("%s differs between the .rpm and the .deb", p)
@@ -386,6 +391,17 @@ func TestRPM(t *testing.T) {
 			}
 			if got, w := q("%{NAME} %{VERSION} %{RELEASE} %{ARCH}"), fmt.Sprintf("%s %s 1 %s", name, b.version, rpmArch(arch)); got != w {
 				t.Errorf("rpm header: %q, want %q", got, w)
+			}
+
+			// One file capability: the bridge helper's, never setuid.
+			var capped []string
+			for _, line := range strings.Split(strings.TrimSpace(q("[%{FILENAMES}\t%{FILECAPS}\n]")), "\n") {
+				if p, c, _ := strings.Cut(line, "\t"); c != "" {
+					capped = append(capped, p+" "+c)
+				}
+			}
+			if w := []string{libexec + "/qemu-bridge-helper cap_net_admin=ep"}; !slices.Equal(capped, w) {
+				t.Errorf("file capabilities %q, want %q", capped, w)
 			}
 
 			// Config files are %config(noreplace); nothing else is config.

@@ -240,6 +240,7 @@ func TestDebInstall(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkOurs(t, "dpkg -i", orig)
+	checkHelperCap(t, "dpkg -i", "")
 	t.Run("reproducible-when-installed", func(t *testing.T) {
 		// Built again on a host where the package is installed: the same
 		// bytes (nfpm once took the /etc links' modes from their targets,
@@ -278,6 +279,7 @@ func TestDebInstall(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkDebian(t, "dpkg -r", orig)
+	checkNoHelperCap(t, "dpkg -r", "")
 	if st := debStatus(name); st != "rc" {
 		t.Errorf("dpkg -r: status %q, want rc (config files kept)", st)
 	}
@@ -309,6 +311,9 @@ func TestDebInstall(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkOurs(t, "upgrade", orig)
+	// dpkg unpacked the new helper without a capability; the postinst
+	// gave it one again.
+	checkHelperCap(t, "upgrade", "")
 	if got, _ := exec.Command("dpkg-query", "-W", "-f=${Version}", name).Output(); string(got) != next.version+"-1" {
 		t.Errorf("upgrade: version %s installed, want %s-1", got, next.version)
 	}
@@ -320,6 +325,7 @@ func TestDebInstall(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkDebian(t, "dpkg -P", orig)
+	checkNoHelperCap(t, "dpkg -P", "")
 	for _, p := range []string{conf, "/etc/qemu-launch"} {
 		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("dpkg -P: %s left behind (%v)", p, err)
@@ -377,6 +383,7 @@ func TestRPMInstall(t *testing.T) {
 	}
 	rpm("--initdb")
 	rpm("-i", "--nodeps", rpmPath)
+	checkHelperCap(t, "rpm -i", root)
 
 	for _, f := range etcScripts {
 		cmd := filepath.Base(f)
@@ -428,6 +435,7 @@ func TestRPMInstall(t *testing.T) {
 	}
 
 	rpm("-e", name)
+	checkNoHelperCap(t, "rpm -e", root)
 	if got := readFile(t, root+"/etc/qemu-ifup"); !bytes.Equal(got, handMade) {
 		t.Errorf("after rpm -e, /etc/qemu-ifup is %q, want the hand-made script back", got)
 	}
@@ -438,5 +446,45 @@ func TestRPMInstall(t *testing.T) {
 	}
 	if got := readFile(t, conf+".rpmsave"); !bytes.Equal(got, edited) {
 		t.Errorf("after rpm -e, the edited config was not kept as .rpmsave")
+	}
+}
+
+// helperPath is the bridge helper, which runs with a file capability.
+const helperPath = libexec + "/qemu-bridge-helper"
+
+// getcap returns what getcap prints for path under root: "" for a file
+// without capabilities or no file at all.
+func getcap(t *testing.T, root string) string {
+	t.Helper()
+	needTools(t, "getcap")
+	out, _ := exec.Command("getcap", root+helperPath).CombinedOutput()
+	return strings.TrimSpace(string(out))
+}
+
+// checkHelperCap checks that the installed bridge helper holds
+// cap_net_admin in its effective and permitted sets (getcap prints
+// "cap_net_admin=ep"; older versions "= cap_net_admin+ep"), and nothing else.
+func checkHelperCap(t *testing.T, step, root string) {
+	t.Helper()
+	got := getcap(t, root)
+	f := strings.Fields(got)
+	if len(f) == 0 || f[0] != root+helperPath ||
+		(f[len(f)-1] != "cap_net_admin=ep" && f[len(f)-1] != "cap_net_admin+ep") {
+		t.Errorf("%s: getcap %s: %q, want cap_net_admin=ep", step, helperPath, got)
+	}
+	fi, err := os.Stat(root + helperPath)
+	if err != nil || fi.Mode()&(os.ModeSetuid|os.ModeSetgid) != 0 {
+		t.Errorf("%s: %s: %v, mode %v; want no setuid or setgid bit", step, helperPath, err, fi.Mode())
+	}
+}
+
+// checkNoHelperCap checks that the helper, and its capability, are gone.
+func checkNoHelperCap(t *testing.T, step, root string) {
+	t.Helper()
+	if _, err := os.Lstat(root + helperPath); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%s: %s left behind (%v)", step, helperPath, err)
+	}
+	if got := getcap(t, root); strings.Contains(got, "cap_") {
+		t.Errorf("%s: getcap still shows %q", step, got)
 	}
 }
