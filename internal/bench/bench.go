@@ -50,6 +50,7 @@ type Results struct {
 	Variants []string        // in the order of the report
 	Pair     map[string]Stat // per variant, at the first scale
 	Faults   map[string]Stat // minor page faults per pair, at the first scale
+	CPU      map[string]Stat // CPU time (user+system) per pair in ms, at the first scale
 	Scales   []Scale
 	Load     []LoadResult
 	Memory   []Program
@@ -174,6 +175,7 @@ func Run(ctx context.Context, cfg Config, dir string) (res *Results, err error) 
 
 	walls := map[task][]time.Duration{}
 	faults := map[task][]int64{}
+	cpus := map[task][]time.Duration{}
 	const warmup = 3
 	fmt.Fprintf(cfg.Log, "bench: %d rounds of %d pairs, interleaved in random order\n", cfg.Rounds, len(tasks))
 	for round := -warmup; round < cfg.Rounds; round++ {
@@ -183,13 +185,14 @@ func Run(ctx context.Context, cfg Config, dir string) (res *Results, err error) 
 		order := slices.Clone(tasks)
 		rand.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 		for _, t := range order {
-			wall, pf, err := pair(spaces[t.scale], t.v, env, stderr)
+			wall, use, err := pair(spaces[t.scale], t.v, env, stderr)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", t.v.Name, err)
 			}
 			if round >= 0 {
 				walls[t] = append(walls[t], wall)
-				faults[t] = append(faults[t], pf)
+				faults[t] = append(faults[t], use.faults)
+				cpus[t] = append(cpus[t], use.cpu)
 			}
 		}
 	}
@@ -198,9 +201,11 @@ func Run(ctx context.Context, cfg Config, dir string) (res *Results, err error) 
 	}
 	res.Pair = res.Scales[0].Pair
 	res.Faults = map[string]Stat{}
+	res.CPU = map[string]Stat{}
 	for t, f := range faults {
 		if t.scale == 0 && t.v.Up != "" {
 			res.Faults[t.v.Name] = intStat(f)
+			res.CPU[t.v.Name] = durStat(cpus[t])
 		}
 	}
 
@@ -343,9 +348,9 @@ func writeShellPair(dir string) (up, down string, err error) {
 
 // pair creates a fresh tap as QEMU would, times v's ifup and ifdown on it
 // back to back, and removes the tap. Only the two processes are timed.
-func pair(n *ns, v variant, env []string, stderr *os.File) (time.Duration, int64, error) {
+func pair(n *ns, v variant, env []string, stderr *os.File) (time.Duration, usage, error) {
 	var wall time.Duration
-	var faults int64
+	var use usage
 	var err error
 	const tap = "bench0"
 	n.do(func() {
@@ -369,21 +374,21 @@ func pair(n *ns, v variant, env []string, stderr *os.File) (time.Duration, int64
 		if cmd, err = start(v.argv(v.Up, tap), env, stderr); err != nil {
 			return
 		}
-		var f int64
-		if f, err = wait(cmd, stderr); err != nil {
+		var u usage
+		if u, err = wait(cmd, stderr); err != nil {
 			return
 		}
-		faults += f
+		use.add(u)
 		if cmd, err = start(v.argv(v.Down, tap), env, stderr); err != nil {
 			return
 		}
-		if f, err = wait(cmd, stderr); err != nil {
+		if u, err = wait(cmd, stderr); err != nil {
 			return
 		}
 		wall = time.Since(t0)
-		faults += f
+		use.add(u)
 	})
-	return wall, faults, err
+	return wall, use, err
 }
 
 // load starts cfg.Load ifups of v at once on as many fresh taps of one

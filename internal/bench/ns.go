@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -172,14 +173,25 @@ func newCmd(argv, env []string) *exec.Cmd {
 	return cmd
 }
 
+// A usage is what a process (and the children it waited for: a script's
+// tools) cost: minor page faults and CPU time, user and system.
+type usage struct {
+	faults int64
+	cpu    time.Duration
+}
+
+func (u *usage) add(v usage) {
+	u.faults += v.faults
+	u.cpu += v.cpu
+}
+
 // wait waits for cmd and says why it failed, with its stderr.
-// It returns the minor page faults of the process and of the children it
-// waited for (a script's tools).
-func wait(cmd *exec.Cmd, stderr *os.File) (int64, error) {
+func wait(cmd *exec.Cmd, stderr *os.File) (usage, error) {
 	err := cmd.Wait()
-	var faults int64
+	var u usage
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		faults = ru.Minflt
+		u.faults = ru.Minflt
+		u.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
 	if err != nil {
 		msg := ""
@@ -188,9 +200,9 @@ func wait(cmd *exec.Cmd, stderr *os.File) (int64, error) {
 			k, _ := stderr.ReadAt(b, 0)
 			msg = string(b[:k])
 		}
-		return 0, fmt.Errorf("%s: %v: %s", cmd.Path, err, msg)
+		return usage{}, fmt.Errorf("%s: %v: %s", cmd.Path, err, msg)
 	}
-	return faults, nil
+	return u, nil
 }
 
 // peakRSS runs argv to completion under ptrace, stops it as it exits and

@@ -35,17 +35,24 @@ func (r *Results) Markdown(w io.Writer, plot string) {
 	fmt.Fprintf(w, "### One ifup + ifdown pair on a fresh tap\n\n")
 	fmt.Fprintf(w, "%d pairs each, interleaved in random order with the other variants and scales. "+
 		"Wall time from the start of ifup to the exit of ifdown, in ms.\n\n", r.Rounds)
-	fmt.Fprintf(w, "| pair | median | p10 – p90 | ours ÷ this | page faults |\n|---|--:|--:|--:|--:|\n")
+	fmt.Fprintf(w, "| pair | median | p10 – p90 | ours ÷ this | CPU | ours ÷ this (CPU) | page faults |\n|---|--:|--:|--:|--:|--:|--:|\n")
 	ours := r.Pair[oursName].Median
+	oursCPU := r.CPU[oursName].Median
 	for _, v := range r.Variants {
 		s := r.Pair[v]
-		pf := "–"
+		pf, cpu, cpuRatio := "–", "–", "–"
 		if f, ok := r.Faults[v]; ok {
 			pf = fmt.Sprintf("%.0f", f.Median)
 		}
-		fmt.Fprintf(w, "| %s | %.2f | %.2f – %.2f | %.2f | %s |\n", v, s.Median, s.P10, s.P90, ours/s.Median, pf)
+		if c, ok := r.CPU[v]; ok && c.Median > 0 {
+			cpu = fmt.Sprintf("%.2f", c.Median)
+			cpuRatio = fmt.Sprintf("%.2f", oursCPU/c.Median)
+		}
+		fmt.Fprintf(w, "| %s | %.2f | %.2f – %.2f | %.2f | %s | %s | %s |\n", v, s.Median, s.P10, s.P90, ours/s.Median, cpu, cpuRatio, pf)
 	}
-	fmt.Fprintf(w, "\nPage faults: minor faults of the two processes (with a script's tools), median.\n")
+	fmt.Fprintf(w, "\nCPU: user and system time of the two processes (with a script's tools), in ms, median; "+
+		"unlike wall time it does not count waiting for a CPU other jobs hold. "+
+		"Page faults: minor faults of the same, median.\n")
 	rs, rf := ours/r.Pair[shellName].Median, ours/r.Pair[floorName].Median
 	fmt.Fprintf(w, "\nOurs against the shell pair: **%.2fx** (target ≤ %.1fx, %s). "+
 		"Ours against the floor: **%.2fx** (target ≤ %.1fx, %s).\n\n",
