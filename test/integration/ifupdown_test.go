@@ -436,27 +436,23 @@ func TestConcurrentIfups(t *testing.T) {
 
 // TestSecureIgnoresEnvironment runs qemu-ifup with a file capability as an
 // unprivileged user (AT_SECURE): QEMU_BRIDGE, QEMU_IFUP_CONFIG and
-// QEMU_TAP_HELPERS_RUNDIR must not steer it.
+// QEMU_TAP_HELPERS_RUNDIR must not steer it. The tap is that user's and
+// the bridge ACL allows virbr0, as a capability-holding qemu-ifup requires
+// (TestCapabilityHelpers has the refusals).
 func TestSecureIgnoresEnvironment(t *testing.T) {
 	e := newEnv(t)
 	e.ns.AddBridge(t, "virbr0", 0)
 	e.ns.AddBridge(t, "br-env", 0)
-	e.ns.AddTap(t, "tap0")
+	if err := e.ns.Do(func() error { return addOwnedTap("tap0", 65534, noOwner) }); err != nil {
+		t.Fatal(err)
+	}
 
-	dir, err := os.MkdirTemp("", "qth-caps-")
-	if err != nil {
+	dir := nstest.PublicDir(t)
+	acl := filepath.Join(dir, "bridge.conf")
+	if err := os.WriteFile(acl, []byte("allow virbr0\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
-	data, err := os.ReadFile(filepath.Join(e.bin, "qemu-ifup"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	prog := filepath.Join(dir, "qemu-ifup")
-	if err := os.WriteFile(prog, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	prog := nstest.BuildWithACL(t, dir, acl, "qemu-ifup")
 	// struct vfs_cap_data, revision 2: CAP_NET_ADMIN permitted and effective.
 	caps := make([]byte, 20)
 	binary.LittleEndian.PutUint32(caps[0:], 0x02000000|1)
