@@ -242,15 +242,26 @@ func up(o Options, sys *System) error {
 	}
 	if len(pl.Changes) == 0 {
 		log.info("already a port of "+br+" as configured, nothing changed", br)
-		return nil
-	}
-	return pl.Apply(conn, func(c tap.Change) {
-		msg := c.String()
-		if c.Op == tap.OpAttach {
-			msg += " (bridge from " + set.Origin("Bridge").String() + ")"
+	} else {
+		err := pl.Apply(conn, func(c tap.Change) {
+			msg := c.String()
+			if c.Op == tap.OpAttach {
+				msg += " (bridge from " + set.Origin("Bridge").String() + ")"
+			}
+			log.info(msg, br)
+		})
+		if err != nil {
+			return err
 		}
-		log.info(msg, br)
-	})
+	}
+	// Tell qemu-launch that its QEMU got this far with the tap: from now
+	// on the tap is its VM's to take down.
+	if s.dir != nil && s.dir.HasRecord(o.Ifname) {
+		if err := s.dir.MarkUp(o.Ifname); err != nil {
+			return fmt.Errorf("%s: %w", o.Ifname, err)
+		}
+	}
+	return nil
 }
 
 // defaultBridge is the bridge when neither a record, the environment nor

@@ -142,7 +142,7 @@ func TestDryRunSeed(t *testing.T) {
 	want := []string{
 		"/nonexistent/qemu -accel tcg -m 512 -smp 2 -name rt,process=rt-kvm -no-reboot -nographic " +
 			"-append 'root=/dev/vda console=ttyS0,115200' -kernel bzImage -drive file=guest.ext4,if=virtio " +
-			"-device e1000,netdev=vm0 -netdev tap,id=vm0,script=/h/qemu-ifup,downscript=/h/qemu-ifdown,ifname=rt-vm0 " +
+			"-device e1000,netdev=vm0,mac=" + qemuargs.GuestMAC("rt", "vm0").String() + " -netdev tap,id=vm0,script=/h/qemu-ifup,downscript=/h/qemu-ifdown,ifname=rt-vm0 " +
 			"-chardev socket,id=qemu-launch-qmp,fd=3 -mon chardev=qemu-launch-qmp,mode=control",
 		"start QEMU with every thread on CPUs 0-1",
 		"write /run/t/rt-vm0.conf for qemu-ifup (netdev vm0): Bridge=br0",

@@ -14,38 +14,47 @@ import (
 )
 
 // writeRecords leaves qemu-ifup the settings of every tap the launcher
-// wired, refusing a tap name another VM holds.
+// wired, refusing a tap that is not this VM's to take: one another
+// launcher's record holds, or one already there under a name the launcher
+// derived (a leftover, as libvirt refuses pre-existing taps).
 func (r *run) writeRecords() error {
 	for i, t := range r.Taps {
-		// A derived name in use, or a name in use with a record, is
-		// another VM's tap: QEMU would fail, and the cleanup would
-		// take that VM's record.
-		// Looked up by name: net.InterfaceByName would dump every link.
-		if _, err := netlink.LinkByName(t.Ifname); err == nil {
-			rec, _ := ifconf.ReadRecord(r.dir, t.Ifname, nil)
-			if t.Derived || rec != nil {
-				r.removeRecords(r.Taps[:i])
-				return fmt.Errorf("netdev %s: interface %s exists already (another VM named %q?)", t.ID, t.Ifname, r.Name)
-			}
-		}
-		if err := ifconf.WriteRecord(r.dir, t.Ifname, t.Settings); err != nil {
+		fail := func(err error) error {
 			r.removeRecords(r.Taps[:i])
 			return err
+		}
+		if pid := r.dir.RecordOwner(t.Ifname); pid != 0 {
+			return fail(fmt.Errorf("netdev %s: tap %s is in use by another VM (qemu-launch pid %d)", t.ID, t.Ifname, pid))
+		}
+		// Looked up by name: net.InterfaceByName would dump every link.
+		if _, err := netlink.LinkByName(t.Ifname); err == nil && t.Derived {
+			return fail(fmt.Errorf("netdev %s: tap %s already exists: a leftover of an earlier run? Remove it with \"ip link delete %s\" (or name the tap with ifname=)", t.ID, t.Ifname, t.Ifname))
+		}
+		// A mark left by an earlier run that was killed is not ours.
+		if err := r.dir.ClearUp(t.Ifname); err != nil {
+			return fail(err)
+		}
+		if err := ifconf.WriteRecord(r.dir, t.Ifname, t.Settings); err != nil {
+			return fail(err)
 		}
 		r.logf("%s: wrote record for netdev %s: %s", t.Ifname, t.ID, describeSettings(t.Settings))
 	}
 	return nil
 }
 
+// removeRecords removes the records of taps that this launcher wrote.
 func (r *run) removeRecords(taps []qemuargs.Tap) {
 	for _, t := range taps {
-		ifconf.RemoveRecord(r.dir, t.Ifname)
+		if mine, _ := r.dir.RecordIsMine(t.Ifname); mine {
+			ifconf.RemoveRecord(r.dir, t.Ifname)
+		}
 	}
 }
 
-// cleanup runs after QEMU has exited: a record still present means QEMU
-// did not run the down-script for that tap (SIGKILL, a crash, or the tap
-// never came up), so the launcher runs it.
+// cleanup runs after QEMU has exited: a record of this launcher's still
+// present means QEMU did not run the down-script for that tap (SIGKILL, a
+// crash), so the launcher runs it, but only if the up-script ran for it
+// (qemu-ifup's mark): otherwise QEMU never had the tap.
 func (r *run) cleanup() error {
 	if r.qmp != nil {
 		r.qmp.Close()
@@ -54,11 +63,20 @@ func (r *run) cleanup() error {
 	}
 	var errs []error
 	for _, t := range r.Taps {
-		rec, err := ifconf.ReadRecord(r.dir, t.Ifname, nil)
+		mine, err := r.dir.RecordIsMine(t.Ifname)
 		if err != nil {
 			errs = append(errs, err)
 		}
-		if rec == nil && err == nil {
+		if !mine {
+			continue // QEMU's down-script took it, or it is not ours
+		}
+		if !r.dir.IsUp(t.Ifname) {
+			// QEMU exited before its up-script ran for this tap: the
+			// tap, if there is one by that name, is not this VM's.
+			r.logf("%s: QEMU exited before its up-script ran; no qemu-ifdown", t.Ifname)
+			if err := ifconf.RemoveRecord(r.dir, t.Ifname); err != nil {
+				errs = append(errs, err)
+			}
 			continue
 		}
 		if r.User != nil {

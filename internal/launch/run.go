@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/qemuargs"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/rundir"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/qmp"
 )
@@ -74,6 +75,13 @@ func (p *Plan) Run(ctx context.Context) (int, error) {
 		}
 	}
 	defer signal.Stop(r.sigs)
+	if f, ok := p.cfg.Stdin.(*os.File); ok && isTerminal(f) {
+		// QEMU, in a process group of its own, is in the terminal's
+		// background: ignored (as QEMU inherits it), SIGTTOU lets it
+		// set up and write its console rather than stop; its reads
+		// fail rather than stop it. Keys go to the launcher.
+		signal.Ignore(unix.SIGTTOU, unix.SIGTTIN)
+	}
 
 	d, err := rundir.Open(p.RunDir)
 	if err != nil {
@@ -81,6 +89,21 @@ func (p *Plan) Run(ctx context.Context) (int, error) {
 	}
 	defer d.Close()
 	r.dir = d
+	// One VM name runs once (per network namespace, as its tap names):
+	// a second launch of a running VM would take the first one's taps.
+	lk, err := d.Lock(rundir.VMLock(p.Name), 0)
+	if err != nil {
+		var busy *rundir.BusyError
+		if errors.As(err, &busy) {
+			holder := "another qemu-launch"
+			if busy.Pid > 0 {
+				holder = fmt.Sprintf("qemu-launch pid %d", busy.Pid)
+			}
+			return 1, fmt.Errorf("VM %s is already running (%s); not starting it twice", qemuargs.Shown(p.Name), holder)
+		}
+		return 1, err
+	}
+	defer lk.Release()
 	if err := r.writeRecords(); err != nil {
 		return 1, err
 	}
@@ -120,6 +143,12 @@ func (p *Plan) Run(ctx context.Context) (int, error) {
 	}
 	r.supervise(ctx)
 	return r.status(), r.cleanup()
+}
+
+// isTerminal reports whether f is a terminal.
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }
 
 func (r *run) hasExited() bool {

@@ -51,8 +51,10 @@ func (r *run) start() error {
 	cmd.Env = r.environ()
 	cmd.ExtraFiles = []*os.File{theirs} // fd 3, qmpFd
 	// Should qemu-launch die, QEMU shuts down cleanly rather than run on
-	// unsupervised.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	// unsupervised. QEMU gets a process group of its own, so that the
+	// terminal's Ctrl-C and hang-up reach the launcher alone, which
+	// shuts the guest down in stages, rather than kill QEMU at once.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
 	if r.User != nil {
 		if err := r.asUser(cmd); err != nil {
 			conn.Close()

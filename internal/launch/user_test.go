@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/qemuargs"
 )
 
 // TestDryRunAsUser: with --user the taps become fd= (opened by the
@@ -23,7 +25,7 @@ func TestDryRunAsUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
-		"/nonexistent/qemu -m 256 -overcommit mem-lock=on -name rt -device e1000,netdev=vm0 -netdev tap,id=vm0,fd=4 " +
+		"/nonexistent/qemu -m 256 -overcommit mem-lock=on -name rt -device e1000,netdev=vm0,mac=" + qemuargs.GuestMAC("rt", "vm0").String() + " -netdev tap,id=vm0,fd=4 " +
 			"-chardev socket,id=qemu-launch-qmp,fd=3 -mon chardev=qemu-launch-qmp,mode=control",
 		"start QEMU as user " + acct.String() + ", with no capabilities",
 		"raise the memory-lock limit to unlimited for QEMU, which locks its memory",

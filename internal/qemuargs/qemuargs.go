@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"sort"
 	"strconv"
 	"strings"
@@ -136,14 +137,16 @@ type rewriter struct {
 	o       Options
 	caps    *Caps
 	res     Result
-	netdevs int            // taps seen, for ids of -nic/-net without one
-	vcpus   map[int]string // -vcpu options seen, by index
+	netdevs int             // taps seen, for ids of -nic/-net without one
+	tapIDs  map[string]bool // ids of every tap netdev
+	lastID  string          // id of the tap netdev option just read
+	vcpus   map[int]string  // -vcpu options seen, by index
 	smp     string
 }
 
 // Rewrite rewrites args, the arguments after the QEMU binary.
 func Rewrite(args []string, o Options) (*Result, error) {
-	r := &rewriter{o: o, vcpus: map[int]string{}}
+	r := &rewriter{o: o, vcpus: map[int]string{}, tapIDs: map[string]bool{}}
 	r.res.Name = vmName(args)
 	out := make([]string, 0, len(args)+8)
 	for i := 0; i < len(args); i++ {
@@ -177,6 +180,7 @@ func Rewrite(args []string, o Options) (*Result, error) {
 	if err := r.finish(); err != nil {
 		return nil, err
 	}
+	out = r.deviceMACs(out)
 	if (len(r.res.Pins) > 0 || o.PlaceThreads) && !r.res.Paused {
 		out = append(out, "-S")
 		r.res.AddedS = true
@@ -210,7 +214,20 @@ func (r *rewriter) capsOf() (Caps, error) {
 func (r *rewriter) option(name, val string) ([]string, error) {
 	switch name {
 	case "netdev", "nic", "net":
-		return r.netdev(name, val)
+		r.lastID = ""
+		rep, err := r.netdev(name, val)
+		if err != nil || name != "nic" || r.lastID == "" {
+			return rep, err
+		}
+		// -nic is netdev and NIC in one: its guest MAC goes here.
+		if _, ok := parseOpts(val, "type").get("mac"); ok {
+			return rep, nil
+		}
+		if rep == nil {
+			rep = []string{"-nic", val}
+		}
+		rep[1] += ",mac=" + GuestMAC(r.res.Name, r.lastID).String()
+		return rep, nil
 	case "smp":
 		r.smp = val
 	case "realtime":
@@ -302,6 +319,7 @@ func (r *rewriter) netdev(flag, val string) ([]string, error) {
 	if !ok {
 		id = flag + strconv.Itoa(r.netdevs-1)
 	}
+	r.tapIDs[id], r.lastID = true, id
 	for _, k := range []string{"fd", "fds", "helper"} {
 		if _, ok := o.get(k); ok {
 			if _, want := r.o.Settings[id]; want {
@@ -506,6 +524,9 @@ func TapName(vm, id string) string {
 	return name
 }
 
+// Shown is s as an error message may show it: see shown.
+func Shown(s string) string { return shown(s) }
+
 // shown is s as an error message may show it: as it is when it is valid
 // UTF-8 without control characters, else quoted, so that an escape sequence
 // or a carriage return in an argument never reaches a terminal or a log raw.
@@ -514,4 +535,38 @@ func shown(s string) string {
 		return s
 	}
 	return strconv.Quote(s)
+}
+
+// deviceMACs gives every -device on a tap netdev that names no guest MAC
+// one derived from the VM's name and the netdev id: without it, QEMU gives
+// every VM 52:54:00:12:34:56, and two VMs on one bridge collide.
+func (r *rewriter) deviceMACs(args []string) []string {
+	for i := 0; i+1 < len(args); i++ {
+		if optName(args[i]) != "device" {
+			continue
+		}
+		i++
+		v := args[i]
+		if strings.HasPrefix(v, "{") {
+			continue
+		}
+		o := parseOpts(v, "driver")
+		id, ok := o.get("netdev")
+		if _, has := o.get("mac"); !ok || has || !r.tapIDs[id] {
+			continue
+		}
+		args[i] = v + ",mac=" + GuestMAC(r.res.Name, id).String()
+	}
+	return args
+}
+
+// GuestMAC is the guest MAC qemu-launch gives the NIC of netdev id in VM
+// vm when none is given: locally administered, unicast, the rest from a
+// hash of both names, so stable from run to run and distinct (46 bits)
+// between VM/NIC pairs.
+func GuestMAC(vm, id string) net.HardwareAddr {
+	sum := sha256.Sum256([]byte("qemu-launch guest MAC\x00" + vm + "\x00" + id))
+	mac := net.HardwareAddr(sum[:6])
+	mac[0] = mac[0]&^0x01 | 0x02
+	return mac
 }

@@ -43,7 +43,7 @@ func TestRewrite(t *testing.T) {
 					"-name", "rt,process=rt-kvm", "-no-reboot", "-nographic",
 					"-append", "root=/dev/vda console=ttyS0,115200",
 					"-kernel", "bzImage", "-drive", "file=guest.ext4,if=virtio",
-					"-device", "e1000,netdev=vm0",
+					"-device", "e1000,netdev=vm0,mac=" + GuestMAC("rt", "vm0").String(),
 					"-netdev", "tap,id=vm0,script=/etc/qemu-ifup,downscript=/etc/qemu-ifdown",
 					"-S"}, qmp...),
 				Name: "rt", VCPUs: 2, MemLock: "on", AddedS: true, LocksMemory: true, Memory: 512 << 20,
@@ -54,7 +54,7 @@ func TestRewrite(t *testing.T) {
 			name: "seed on a QEMU with -realtime and -vcpu",
 			args: seed,
 			opt:  Options{Caps: func() (Caps, error) { return Caps{Realtime: true, VCPU: true}, nil }},
-			want: Result{Args: append(append([]string{}, seed...), qmp...), Name: "rt", VCPUs: 2, LocksMemory: true, Memory: 512 << 20},
+			want: Result{Args: append(withMAC(seed, "e1000,netdev=vm0", GuestMAC("rt", "vm0").String()), qmp...), Name: "rt", VCPUs: 2, LocksMemory: true, Memory: 512 << 20},
 		},
 		{
 			name: "thread placement pauses the guest and lists the I/O threads",
@@ -68,7 +68,7 @@ func TestRewrite(t *testing.T) {
 			args: []string{"-name", "rt", "-netdev", "tap,id=vm0", "-device", "e1000,netdev=vm0"},
 			opt:  Options{Bridge: "br0"},
 			want: Result{
-				Args: append([]string{"-name", "rt", "-netdev", "tap,id=vm0" + helpers + ",ifname=rt-vm0", "-device", "e1000,netdev=vm0"}, qmp...),
+				Args: append([]string{"-name", "rt", "-netdev", "tap,id=vm0" + helpers + ",ifname=rt-vm0", "-device", "e1000,netdev=vm0,mac=" + GuestMAC("rt", "vm0").String()}, qmp...),
 				Name: "rt", VCPUs: 1,
 				Taps: []Tap{{ID: "vm0", Ifname: "rt-vm0", Derived: true, Settings: settings(t, "Bridge=br0")}},
 			},
@@ -113,7 +113,7 @@ func TestRewrite(t *testing.T) {
 			opt:  Options{IfUp: "/a,b/up"},
 			want: Result{
 				Args: append([]string{
-					"-nic", "tap,model=virtio,script=/a,,b/up,downscript=/h/qemu-ifdown,ifname=qemu-nic0",
+					"-nic", "tap,model=virtio,script=/a,,b/up,downscript=/h/qemu-ifdown,ifname=qemu-nic0,mac=" + GuestMAC("qemu", "nic0").String(),
 					"-net", "nic",
 					"-net", "tap,name=old,script=/a,,b/up,downscript=/h/qemu-ifdown,ifname=qemu-old"}, qmp...),
 				Name: "qemu", VCPUs: 1,
@@ -356,6 +356,59 @@ func TestMemoryReaders(t *testing.T) {
 		}
 		if got := memorySize(tt.args); got != tt.size {
 			t.Errorf("memorySize(%q) = %d, want %d", tt.args, got, tt.size)
+		}
+	}
+}
+
+// withMAC is args with ",mac=MAC" after the -device value dev.
+func withMAC(args []string, dev, mac string) []string {
+	out := append([]string{}, args...)
+	for i, a := range out {
+		if a == dev {
+			out[i] += ",mac=" + mac
+		}
+	}
+	return out
+}
+
+func TestGuestMACs(t *testing.T) {
+	o := Options{IfUp: "/h/qemu-ifup", IfDown: "/h/qemu-ifdown", Caps: stock}
+	res, err := Rewrite([]string{"-name", "web",
+		"-device", "e1000,netdev=a", "-netdev", "tap,id=a",
+		"-device", "virtio-net-pci,netdev=b,mac=52:54:00:00:00:01", "-netdev", "tap,id=b",
+		"-device", "e1000,netdev=u", "-netdev", "user,id=u",
+		"-device", "e1000,netdev=c", "-netdev", "tap,id=c,fd=5",
+		"-nic", "tap,id=d", "-nic", "tap,id=e,mac=52:54:00:00:00:02",
+	}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"-name", "web",
+		"-device", "e1000,netdev=a,mac=" + GuestMAC("web", "a").String(), "-netdev", "tap,id=a,script=/h/qemu-ifup,downscript=/h/qemu-ifdown,ifname=web-a",
+		"-device", "virtio-net-pci,netdev=b,mac=52:54:00:00:00:01", "-netdev", "tap,id=b,script=/h/qemu-ifup,downscript=/h/qemu-ifdown,ifname=web-b",
+		"-device", "e1000,netdev=u", "-netdev", "user,id=u",
+		"-device", "e1000,netdev=c,mac=" + GuestMAC("web", "c").String(), "-netdev", "tap,id=c,fd=5",
+		"-nic", "tap,id=d,script=/h/qemu-ifup,downscript=/h/qemu-ifdown,ifname=web-d,mac=" + GuestMAC("web", "d").String(),
+		"-nic", "tap,id=e,mac=52:54:00:00:00:02,script=/h/qemu-ifup,downscript=/h/qemu-ifdown,ifname=web-e",
+	}
+	if diff := cmp.Diff(want, res.Args); diff != "" {
+		t.Errorf("Rewrite (-want +got):\n%s", diff)
+	}
+	// Stable, unicast, locally administered, distinct per VM and NIC.
+	seen := map[string]string{}
+	for _, vm := range []string{"web", "db", "web1", "qemu"} {
+		for _, id := range []string{"a", "b", "net0", "net1"} {
+			m := GuestMAC(vm, id)
+			if m.String() != GuestMAC(vm, id).String() {
+				t.Errorf("GuestMAC(%s, %s) not stable", vm, id)
+			}
+			if m[0]&1 != 0 || m[0]&2 == 0 || len(m) != 6 {
+				t.Errorf("GuestMAC(%s, %s) = %s: want a unicast, locally administered MAC", vm, id, m)
+			}
+			if prev, dup := seen[m.String()]; dup {
+				t.Errorf("GuestMAC(%s, %s) = %s, as %s", vm, id, m, prev)
+			}
+			seen[m.String()] = vm + "/" + id
 		}
 	}
 }

@@ -24,7 +24,7 @@ func TestRewriteTapFd(t *testing.T) {
 	wantArgs := []string{"-name", "vm",
 		"-netdev", "tap,id=a,fd=4",
 		"-netdev", "tap,id=b,vhost=on,fd=5",
-		"-nic", "tap,id=c,model=e1000,fd=6",
+		"-nic", "tap,id=c,model=e1000,fd=6,mac=" + GuestMAC("vm", "c").String(),
 		"-netdev", "tap,id=d,fd=9",
 		"-netdev", "user,id=u"}
 	if diff := cmp.Diff(wantArgs, res.Args); diff != "" {

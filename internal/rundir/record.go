@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // MaxRecord bounds a record's size: records hold a few short lines.
@@ -95,9 +97,57 @@ func (d *Dir) RecordIsMine(ifname string) (bool, error) {
 	return err == nil && mine == start, nil
 }
 
-// RemoveRecord removes the record of ifname; a missing one is not an error.
+// RecordOwner returns the pid of the live qemu-launch that wrote the
+// record of ifname; 0 when there is no record, its launcher is gone, or
+// nobody signed it.
+func (d *Dir) RecordOwner(ifname string) int {
+	data, err := d.ReadFile(RecordFile(ifname), MaxRecord)
+	if err != nil {
+		return 0
+	}
+	pid, start, ok := owner(data)
+	if !ok {
+		return 0
+	}
+	if st, err := startTime(pid); err != nil || st != start {
+		return 0
+	}
+	return pid
+}
+
+// RemoveRecord removes the record of ifname and its up mark; a missing
+// one is not an error.
 func (d *Dir) RemoveRecord(ifname string) error {
-	return d.Remove(RecordFile(ifname))
+	return errors.Join(d.Remove(RecordFile(ifname)), d.Remove(upFile(ifname)))
+}
+
+// upFile names the mark qemu-ifup leaves once it has configured a tap
+// that has a record: it tells the launcher that QEMU got as far as the
+// up-script for that tap, so the tap is its VM's to take down.
+func upFile(ifname string) string { return ifname + ".up" }
+
+// MarkUp leaves the up mark of ifname.
+func (d *Dir) MarkUp(ifname string) error {
+	return d.WriteFile(upFile(ifname), nil)
+}
+
+// IsUp reports whether the up mark of ifname is there.
+func (d *Dir) IsUp(ifname string) bool {
+	f, err := d.openFile(upFile(ifname), unix.O_RDONLY)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return true
+}
+
+// ClearUp removes the up mark of ifname.
+func (d *Dir) ClearUp(ifname string) error { return d.Remove(upFile(ifname)) }
+
+// HasRecord reports whether ifname has a record.
+func (d *Dir) HasRecord(ifname string) bool {
+	var st unix.Stat_t
+	return unix.Fstatat(d.fd, RecordFile(ifname), &st, unix.AT_SYMLINK_NOFOLLOW) == nil
 }
 
 // owner reads the launcher's signature from a record's last line.

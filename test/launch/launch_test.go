@@ -64,6 +64,9 @@ func start(t *testing.T, ns *nstest.NS, env []string, args ...string) *launch {
 	l.cmd.Env = append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "NOTIFY_SOCKET=" + sock,
 		"QEMU_TAP_HELPERS_RUNDIR=" + l.runDir, "QEMU_IFUP_CONFIG=" + filepath.Join(dir, "none.conf")}, env...)
 	l.cmd.Stdout, l.cmd.Stderr = &l.stdout, &l.stderr
+	// A process group of its own, as a shell's job: the terminal's
+	// signals go to the whole group.
+	l.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if ns != nil {
 		err = ns.Start(l.cmd)
 	} else {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/nstest"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/qemuargs"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/vmconf"
 )
 
@@ -80,7 +81,7 @@ func TestExampleDryRun(t *testing.T) {
 	want := []string{
 		"qemu-system-x86_64 -name guest=rt,process=rt-kvm -accel kvm -m 512M -smp 2 -overcommit mem-lock=on " +
 			"-no-reboot -nographic -kernel /var/lib/qemu-launch/rt/bzImage -append 'root=/dev/vda console=ttyS0,115200' " +
-			"-drive file=/var/lib/qemu-launch/rt/guest.ext4,if=virtio,format=raw -device e1000,netdev=vm0 " +
+			"-drive file=/var/lib/qemu-launch/rt/guest.ext4,if=virtio,format=raw -device e1000,netdev=vm0,mac=" + qemuargs.GuestMAC("rt", "vm0").String() + " " +
 			"-netdev tap,id=vm0,script=" + bin + "/qemu-ifup,downscript=" + bin + "/qemu-ifdown,ifname=rt-vm0 " +
 			"-device virtio-rng-pci -rtc base=utc,clock=host -S " +
 			"-chardev socket,id=qemu-launch-qmp,fd=3 -mon chardev=qemu-launch-qmp,mode=control",
