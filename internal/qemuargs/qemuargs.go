@@ -358,11 +358,11 @@ func (r *rewriter) netdev(flag, val string) ([]string, error) {
 		}
 	}
 	if ifname, ok := o.get("ifname"); ok {
+		if strings.Contains(ifname, "%") && utf8.ValidString(ifname) && strings.IndexFunc(ifname, unicode.IsControl) < 0 {
+			return nil, fmt.Errorf("ifname=%s: the kernel picks that name, so qemu-ifup cannot be given settings for it; drop ifname= and qemu-launch names the tap", ifname)
+		}
 		if err := link.ValidateName(ifname); err != nil {
 			return nil, err
-		}
-		if strings.Contains(ifname, "%") {
-			return nil, fmt.Errorf("ifname=%s: the kernel picks that name, so qemu-ifup cannot be given settings for it; drop ifname= and qemu-launch names the tap", ifname)
 		}
 		t.Ifname = ifname
 	} else {

@@ -25,7 +25,8 @@ func (e *NameError) Error() string {
 // also refuses what could inject into a QEMU option or a command line, or
 // make a log line or a journal field ambiguous: 1 to 15 bytes of
 // printable ASCII, not "." or "..", no '/', ':', ',' or '=' (QEMU's
-// option syntax: ifname=a,script=x), no leading '-' (a tap named
+// option syntax: ifname=a,script=x), no '%' (a kernel name template,
+// never the name of an interface), no leading '-' (a tap named
 // "--help" would make its up-script print help and succeed).
 func ValidateName(name string) error {
 	bad := func(reason string) error { return &NameError{Name: name, Reason: reason} }
@@ -45,6 +46,10 @@ func ValidateName(name string) error {
 			return bad(fmt.Sprintf("contains %q", r))
 		case r == ',' || r == '=':
 			return bad(fmt.Sprintf("contains %q (QEMU's option syntax)", r))
+		case r == '%':
+			// A template the kernel fills in ("tap%d"), and a printf
+			// verb in any message built from the name.
+			return bad("contains '%' (a name template, not a name)")
 		case unicode.IsSpace(r):
 			return bad("contains whitespace")
 		case unicode.IsControl(r):

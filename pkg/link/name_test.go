@@ -39,7 +39,8 @@ func TestValidateName(t *testing.T) {
 		{"--help", "starts with '-' (reads as an option)"},
 		{"-v", "starts with '-' (reads as an option)"},
 		{"tap-", ""},
-		{"tap%d", ""},
+		{"tap%d", "contains '%' (a name template, not a name)"},
+		{"%s%n", "contains '%' (a name template, not a name)"},
 	}
 	for _, tt := range tests {
 		err := ValidateName(tt.name)

@@ -314,7 +314,9 @@ func TestNamesCannotInject(t *testing.T) {
 			checkOneLine(t, prog, stderr.String(), "starts with '-' (reads as an option)")
 		}
 	}
-	for _, n := range []string{"a,script=x", "a=b", "t\u00e4p"} {
+	// QEMU's syntax, non-ASCII, printf verbs and Unicode format
+	// characters (a right-to-left override turns a log line around).
+	for _, n := range []string{"a,script=x", "a=b", "t\u00e4p", "tap%n%s", "tap\u202e0", "tap\u200b"} {
 		for _, prog := range commands {
 			r := run(t, ns, e, prog, n)
 			if r.code != 2 || !strings.Contains(r.stderr, "invalid interface name") {
@@ -356,7 +358,7 @@ func TestNamesCannotInject(t *testing.T) {
 	// A VM name with QEMU's syntax and a leading '-' gives a tap name
 	// with neither.
 	cmd := exec.Command(filepath.Join(nstest.Binaries(t), "qemu-launch"), "--dry-run", "--",
-		qemu, "-name", "guest=-x,,y=z", "-netdev", "tap,id=n0")
+		qemu, "-name", "guest=-x,,y=z%s\u202e", "-netdev", "tap,id=n0")
 	cmd.Env = e
 	out, err := cmd.Output()
 	if err != nil {
