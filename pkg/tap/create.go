@@ -3,6 +3,7 @@ package tap
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -29,7 +30,12 @@ type Device struct {
 //
 // Equivalent to what QEMU does for -netdev tap without ifname=.
 func Create(name string, vnetHdr bool) (*Device, error) {
-	if err := link.ValidateName(name); err != nil {
+	// The one %d is the kernel's to fill in; the rest is checked as a
+	// name (a digit stands in, as long as the widest number).
+	if strings.Count(name, "%") > 1 || (strings.Contains(name, "%") && !strings.Contains(name, "%d")) {
+		return nil, &link.NameError{Name: name, Reason: "holds a '%' other than one %d"}
+	}
+	if err := link.ValidateName(strings.Replace(name, "%d", "0", 1)); err != nil {
 		return nil, err
 	}
 	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
