@@ -71,6 +71,12 @@ func (c *Conn) Close() error {
 	return err
 }
 
+// ErrDumpInterrupted is returned when a dump kept being interrupted: the
+// kernel marks a dump whose data changed while it was read
+// (NLM_F_DUMP_INTR), and one that lost messages to a full receive buffer is
+// no better.
+var ErrDumpInterrupted = errors.New("netlink dump interrupted: the data kept changing")
+
 // roundTrip sends req and waits for its answer: the payload of the reply of
 // type want for a lookup, or the kernel's acknowledgement (want 0, the
 // request carrying NLM_F_ACK) for a change.
@@ -79,18 +85,15 @@ func (c *Conn) Close() error {
 // every request this package makes is idempotent (a lookup, or setting an
 // attribute to a value), so repeating one is harmless.
 func (c *Conn) roundTrip(req *nl.NetlinkRequest, want uint16) ([]byte, error) {
-	if c.fd < 0 {
-		return nil, &Errno{Err: unix.EBADF}
-	}
-	if c.buf == nil {
-		c.buf = make([]byte, recvSize)
-	}
 	for attempt := 0; ; attempt++ {
-		c.seq++
-		// nl numbers requests from a global counter; this socket's own
-		// sequence is enough to pair replies with requests.
-		req.Seq = c.seq
-		payload, err := c.exchange(req.Serialize(), req.Seq, want)
+		var payload []byte
+		_, err := c.do(req, want, func(b []byte) error {
+			// A lookup answers with one message; keep the first.
+			if payload == nil {
+				payload = append([]byte(nil), b...)
+			}
+			return nil
+		})
 		if errors.Is(err, unix.ENOBUFS) && attempt == 0 {
 			continue
 		}
@@ -98,10 +101,44 @@ func (c *Conn) roundTrip(req *nl.NetlinkRequest, want uint16) ([]byte, error) {
 	}
 }
 
-// exchange sends one request and reads datagrams until its answer.
-func (c *Conn) exchange(msg []byte, seq uint32, want uint16) (payload []byte, err error) {
-	if err := unix.Sendto(c.fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return nil, &Errno{Err: errnoOf(err)}
+// dump sends a dump request (NLM_F_DUMP) and calls fn with the payload of
+// every message of type want in the answer; the payload points into the
+// receive buffer, so fn copies what it keeps. An interrupted dump, or one
+// that lost messages to a full receive buffer, is asked for again, up to
+// three times in all, calling reset first so that the caller starts over.
+func (c *Conn) dump(req *nl.NetlinkRequest, want uint16, reset func(), fn func([]byte) error) error {
+	for attempt := 0; attempt < 3; attempt++ {
+		if attempt > 0 {
+			reset()
+		}
+		intr, err := c.do(req, want, fn)
+		switch {
+		case errors.Is(err, unix.ENOBUFS):
+		case err != nil:
+			return err
+		case !intr:
+			return nil
+		}
+	}
+	return ErrDumpInterrupted
+}
+
+// do sends req under a new sequence number and reads datagrams until its
+// answer is complete, calling fn for each message of type want. It reports
+// whether the kernel marked the answer interrupted (NLM_F_DUMP_INTR).
+func (c *Conn) do(req *nl.NetlinkRequest, want uint16, fn func([]byte) error) (intr bool, err error) {
+	if c.fd < 0 {
+		return false, &Errno{Err: unix.EBADF}
+	}
+	if c.buf == nil {
+		c.buf = make([]byte, recvSize)
+	}
+	c.seq++
+	// nl numbers requests from a global counter; this socket's own
+	// sequence is enough to pair replies with requests.
+	req.Seq = c.seq
+	if err := unix.Sendto(c.fd, req.Serialize(), 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return false, &Errno{Err: errnoOf(err)}
 	}
 	for {
 		n, _, rflags, from, err := unix.Recvmsg(c.fd, c.buf, nil, 0)
@@ -109,26 +146,20 @@ func (c *Conn) exchange(msg []byte, seq uint32, want uint16) (payload []byte, er
 			continue
 		}
 		if err != nil {
-			return nil, &Errno{Err: errnoOf(err)}
+			return intr, &Errno{Err: errnoOf(err)}
 		}
 		if rflags&unix.MSG_TRUNC != 0 {
-			return nil, errors.New("netlink reply larger than " + strconv.Itoa(len(c.buf)) + " bytes")
+			return intr, errors.New("netlink reply larger than " + strconv.Itoa(len(c.buf)) + " bytes")
 		}
 		// Only the kernel (port 0) answers; another process may write to
 		// this socket's port, and is ignored.
 		if sa, ok := from.(*unix.SockaddrNetlink); !ok || sa.Pid != 0 {
 			continue
 		}
-		p, done, err := scan(c.buf[:n], seq, want)
-		if p != nil && payload == nil {
-			// p points into c.buf, which the next datagram overwrites.
-			payload = append([]byte(nil), p...)
-		}
-		if err != nil {
-			return nil, err
-		}
-		if done {
-			return payload, nil
+		done, i, err := scan(c.buf[:n], req.Seq, want, fn)
+		intr = intr || i
+		if err != nil || done {
+			return intr, err
 		}
 	}
 }
@@ -141,22 +172,24 @@ func errnoOf(err error) unix.Errno {
 	return unix.EIO
 }
 
-// scan reads one datagram for the answer to request seq: the payload of a
-// message of type want, or an NLMSG_ERROR (an error, or with errno 0 the
-// acknowledgement). Messages of other requests (left over after a lost
-// reply) are skipped. done is false when the answer has yet to come: the
-// acknowledgement after a reply, or the rest of a multi-part reply.
-func scan(b []byte, seq uint32, want uint16) (payload []byte, done bool, err error) {
+// scan reads one datagram for the answer to request seq, calling fn with
+// each message of type want. The answer is complete (done) at a reply that
+// is not part of a multi-part one, at the end of a multi-part one
+// (NLMSG_DONE), or at an NLMSG_ERROR: an error, or with errno 0 the
+// acknowledgement a change asked for (want 0). Messages of other requests
+// (left over after a lost reply) are skipped. intr reports a message
+// marked NLM_F_DUMP_INTR.
+func scan(b []byte, seq uint32, want uint16, fn func([]byte) error) (done, intr bool, err error) {
 	for len(b) > 0 {
 		if len(b) < unix.SizeofNlMsghdr {
-			return nil, true, errors.New("netlink: truncated message header")
+			return true, intr, errors.New("netlink: truncated message header")
 		}
 		ln := binary.NativeEndian.Uint32(b[0:4])
 		typ := binary.NativeEndian.Uint16(b[4:6])
 		flags := binary.NativeEndian.Uint16(b[6:8])
 		mseq := binary.NativeEndian.Uint32(b[8:12])
 		if ln < unix.SizeofNlMsghdr || int(ln) > len(b) {
-			return nil, true, errors.New("netlink: message length " + strconv.Itoa(int(ln)) + " out of range")
+			return true, intr, errors.New("netlink: message length " + strconv.Itoa(int(ln)) + " out of range")
 		}
 		data := b[unix.SizeofNlMsghdr:ln]
 		if next := nlmAlign(int(ln)); next < len(b) {
@@ -167,32 +200,34 @@ func scan(b []byte, seq uint32, want uint16) (payload []byte, done bool, err err
 		if mseq != seq {
 			continue
 		}
+		if flags&unix.NLM_F_DUMP_INTR != 0 {
+			intr = true
+		}
 		switch typ {
 		case unix.NLMSG_NOOP:
 			continue
 		case unix.NLMSG_OVERRUN:
-			return nil, true, &Errno{Err: unix.ENOBUFS}
+			return true, intr, &Errno{Err: unix.ENOBUFS}
 		case unix.NLMSG_DONE:
-			return payload, true, nil
+			return true, intr, nil
 		case unix.NLMSG_ERROR:
 			if len(data) < 4 {
-				return nil, true, errors.New("netlink: truncated error message")
+				return true, intr, errors.New("netlink: truncated error message")
 			}
 			if e := int32(binary.NativeEndian.Uint32(data[0:4])); e != 0 {
-				return nil, true, &Errno{Err: unix.Errno(-e)}
+				return true, intr, &Errno{Err: unix.Errno(-e)}
 			}
-			return payload, true, nil
+			return true, intr, nil
 		case want:
-			// Keep the first part: a lookup answers with one message.
-			if payload == nil {
-				payload = data
+			if err := fn(data); err != nil {
+				return true, intr, err
 			}
 			if flags&unix.NLM_F_MULTI == 0 && want != 0 {
-				return payload, true, nil
+				return true, intr, nil
 			}
 		}
 	}
-	return payload, false, nil
+	return false, intr, nil
 }
 
 func nlmAlign(n int) int {

@@ -170,22 +170,23 @@ func TestScan(t *testing.T) {
 	const seq = 5
 	reply := []byte("link")
 	tests := []struct {
-		name    string
-		b       []byte
-		want    uint16
-		payload []byte
-		done    bool
-		errno   unix.Errno // 0: no Errno
-		err     bool       // any error
+		name     string
+		b        []byte
+		want     uint16
+		payloads []string // what fn was called with
+		done     bool
+		intr     bool
+		errno    unix.Errno // 0: no Errno
+		err      bool       // any error
 	}{
-		{name: "reply", b: nlmsg(unix.RTM_NEWLINK, 0, seq, reply), want: unix.RTM_NEWLINK, payload: reply, done: true},
+		{name: "reply", b: nlmsg(unix.RTM_NEWLINK, 0, seq, reply), want: unix.RTM_NEWLINK, payloads: []string{"link"}, done: true},
 		{name: "acknowledgement", b: errmsg(seq, 0), done: true},
 		{name: "acknowledgement still to come", b: nlmsg(unix.NLMSG_NOOP, 0, seq, nil)},
 		{name: "error", b: errmsg(seq, unix.ENODEV), want: unix.RTM_NEWLINK, done: true, errno: unix.ENODEV, err: true},
 		{
 			name: "stale answers of an earlier request are skipped",
 			b:    cat(errmsg(seq-1, unix.EINVAL), nlmsg(unix.RTM_NEWLINK, 0, seq-1, []byte("old!")), nlmsg(unix.RTM_NEWLINK, 0, seq, reply)),
-			want: unix.RTM_NEWLINK, payload: reply, done: true,
+			want: unix.RTM_NEWLINK, payloads: []string{"link"}, done: true,
 		},
 		{
 			name: "stale answers only: keep reading",
@@ -195,17 +196,22 @@ func TestScan(t *testing.T) {
 		{
 			name: "reply then acknowledgement",
 			b:    cat(nlmsg(unix.RTM_NEWLINK, 0, seq, reply), errmsg(seq, 0)),
-			want: unix.RTM_NEWLINK, payload: reply, done: true,
+			want: unix.RTM_NEWLINK, payloads: []string{"link"}, done: true,
 		},
 		{
 			name: "first part of a multi-part reply",
 			b:    nlmsg(unix.RTM_NEWLINK, unix.NLM_F_MULTI, seq, reply),
-			want: unix.RTM_NEWLINK, payload: reply,
+			want: unix.RTM_NEWLINK, payloads: []string{"link"},
 		},
 		{
 			name: "multi-part reply to its end",
 			b:    cat(nlmsg(unix.RTM_NEWLINK, unix.NLM_F_MULTI, seq, reply), nlmsg(unix.RTM_NEWLINK, unix.NLM_F_MULTI, seq, []byte("more")), nlmsg(unix.NLMSG_DONE, unix.NLM_F_MULTI, seq, make([]byte, 4))),
-			want: unix.RTM_NEWLINK, payload: reply, done: true,
+			want: unix.RTM_NEWLINK, payloads: []string{"link", "more"}, done: true,
+		},
+		{
+			name: "interrupted dump",
+			b:    cat(nlmsg(unix.RTM_NEWROUTE, unix.NLM_F_MULTI, seq, reply), nlmsg(unix.NLMSG_DONE, unix.NLM_F_MULTI|unix.NLM_F_DUMP_INTR, seq, make([]byte, 4))),
+			want: unix.RTM_NEWROUTE, payloads: []string{"link"}, done: true, intr: true,
 		},
 		{name: "end of a multi-part reply", b: nlmsg(unix.NLMSG_DONE, unix.NLM_F_MULTI, seq, make([]byte, 4)), want: unix.RTM_NEWLINK, done: true},
 		{name: "unexpected message type is skipped", b: nlmsg(unix.RTM_NEWADDR, 0, seq, reply), want: unix.RTM_NEWLINK},
@@ -225,20 +231,35 @@ func TestScan(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			payload, done, err := scan(tt.b, seq, tt.want)
+			var got []string
+			done, intr, err := scan(tt.b, seq, tt.want, func(b []byte) error {
+				got = append(got, string(b))
+				return nil
+			})
 			if (err != nil) != tt.err {
 				t.Fatalf("scan error = %v, want error %v", err, tt.err)
 			}
 			if tt.errno != 0 && !errors.Is(err, tt.errno) {
 				t.Errorf("scan error = %v, want %v", err, tt.errno)
 			}
-			if done != tt.done {
-				t.Errorf("scan done = %v, want %v", done, tt.done)
+			if done != tt.done || intr != tt.intr {
+				t.Errorf("scan done, intr = %v, %v; want %v, %v", done, intr, tt.done, tt.intr)
 			}
-			if diff := cmp.Diff(tt.payload, payload); diff != "" {
-				t.Errorf("scan payload (-want +got):\n%s", diff)
+			if diff := cmp.Diff(tt.payloads, got); diff != "" {
+				t.Errorf("scan payloads (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// fn's error stops the scan and is returned.
+func TestScanStopsOnCallbackError(t *testing.T) {
+	stop := errors.New("stop")
+	calls := 0
+	b := cat(nlmsg(unix.RTM_NEWROUTE, unix.NLM_F_MULTI, 1, []byte("a")), nlmsg(unix.RTM_NEWROUTE, unix.NLM_F_MULTI, 1, []byte("b")))
+	done, _, err := scan(b, 1, unix.RTM_NEWROUTE, func([]byte) error { calls++; return stop })
+	if !done || !errors.Is(err, stop) || calls != 1 {
+		t.Errorf("scan = done %v, %v after %d calls; want done, stop after 1", done, err, calls)
 	}
 }
 

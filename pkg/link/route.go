@@ -2,7 +2,6 @@ package link
 
 import (
 	"encoding/binary"
-	"errors"
 	"sort"
 
 	"github.com/vishvananda/netlink/nl"
@@ -40,7 +39,7 @@ func (c *Conn) defaultRoutes(family uint8) ([]defaultRoute, error) {
 	req := nl.NewNetlinkRequest(unix.RTM_GETROUTE, unix.NLM_F_DUMP)
 	req.AddData(&nl.RtMsg{RtMsg: unix.RtMsg{Family: family}})
 	var routes []defaultRoute
-	err := c.dump(req, unix.RTM_NEWROUTE, func(b []byte) error {
+	err := c.dump(req, unix.RTM_NEWROUTE, func() { routes = nil }, func(b []byte) error {
 		if r, ok := parseDefaultRoute(b); ok {
 			routes = append(routes, r)
 		}
@@ -93,59 +92,3 @@ func parseDefaultRoute(b []byte) (r defaultRoute, ok bool) {
 }
 
 func rtaAlign(n int) int { return (n + unix.RTA_ALIGNTO - 1) &^ (unix.RTA_ALIGNTO - 1) }
-
-// dump sends a dump request and calls fn with the payload of every message
-// of type want in the reply, until its end.
-func (c *Conn) dump(req *nl.NetlinkRequest, want uint16, fn func([]byte) error) error {
-	if c.fd < 0 {
-		return &Errno{Err: unix.EBADF}
-	}
-	if c.buf == nil {
-		c.buf = make([]byte, recvSize)
-	}
-	c.seq++
-	req.Seq = c.seq
-	if err := unix.Sendto(c.fd, req.Serialize(), 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return &Errno{Err: errnoOf(err)}
-	}
-	for {
-		n, _, _, from, err := unix.Recvmsg(c.fd, c.buf, nil, 0)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return &Errno{Err: errnoOf(err)}
-		}
-		if sa, ok := from.(*unix.SockaddrNetlink); !ok || sa.Pid != 0 {
-			continue
-		}
-		for b := c.buf[:n]; len(b) >= unix.SizeofNlMsghdr; {
-			ln := int(binary.NativeEndian.Uint32(b[0:4]))
-			typ := binary.NativeEndian.Uint16(b[4:6])
-			mseq := binary.NativeEndian.Uint32(b[8:12])
-			if ln < unix.SizeofNlMsghdr || ln > len(b) {
-				return errors.New("netlink: message length out of range")
-			}
-			data := b[unix.SizeofNlMsghdr:ln]
-			b = b[min(nlmAlign(ln), len(b)):]
-			if mseq != req.Seq {
-				continue
-			}
-			switch typ {
-			case unix.NLMSG_DONE:
-				return nil
-			case unix.NLMSG_ERROR:
-				if len(data) >= 4 {
-					if e := int32(binary.NativeEndian.Uint32(data[0:4])); e != 0 {
-						return &Errno{Err: unix.Errno(-e)}
-					}
-				}
-				return nil
-			case want:
-				if err := fn(data); err != nil {
-					return err
-				}
-			}
-		}
-	}
-}
