@@ -150,7 +150,7 @@ func Main(args []string, sys *System) int {
 	}
 	// Whoever runs it (a file capability, or root), nothing but
 	// CAP_NET_ADMIN is needed from here on.
-	if err := privs.KeepOnly(unix.CAP_NET_ADMIN); err != nil {
+	if err := privs.KeepOnly(unix.CAP_NET_ADMIN); err != nil && !errors.Is(err, privs.ErrNotDropped) {
 		fmt.Fprintf(sys.Stderr, "%s: drop capabilities: %v\n", Name, err)
 		return 1
 	}

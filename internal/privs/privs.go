@@ -3,6 +3,7 @@
 package privs
 
 import (
+	"errors"
 	"os"
 	"syscall"
 	"unsafe"
@@ -50,8 +51,19 @@ func KeepOnly(c int) error {
 	// than one, so every thread must make the call.
 	_, _, errno := syscall.AllThreadsSyscall(unix.SYS_CAPSET,
 		uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0)
-	if errno != 0 {
-		return errno
+	switch errno {
+	case 0:
+		return nil
+	case unix.ENOTSUP:
+		// A cgo build cannot make the call on every thread; the helpers
+		// are built without cgo. Keeping the capabilities is then no
+		// worse than before the call: a file capability grants only
+		// what it names.
+		return ErrNotDropped
 	}
-	return nil
+	return errno
 }
+
+// ErrNotDropped is KeepOnly's error in a build with cgo, where capabilities
+// cannot be changed on every thread: nothing was dropped.
+var ErrNotDropped = errors.New("capabilities not dropped: built with cgo")
