@@ -42,6 +42,9 @@ const (
 	EnvBridge = "QEMU_BRIDGE"
 	EnvConfig = "QEMU_IFUP_CONFIG"
 	EnvRunDir = "QEMU_TAP_HELPERS_RUNDIR"
+	// EnvOVSDB names the Open vSwitch database ovs-vsctl connects to
+	// (its --db syntax, "unix:/run/openvswitch/db.sock").
+	EnvOVSDB = "QEMU_OVS_DB"
 
 	// MaxConfig bounds the config file's size, checked before reading
 	// it whole.

@@ -143,6 +143,15 @@ func TestParseConfigErrors(t *testing.T) {
 		{"[Defaults]\nPromiscuous=maybe\n", `f:2: Promiscuous: "maybe" is not a boolean (yes or no)`},
 		{"[Defaults]\nAllowMove=2\n", `f:2: AllowMove: "2" is not a boolean (yes or no)`},
 		{"Bridge=virbr0\n", "f: line 1: Bridge= before any [section]"},
+		{"[Defaults]\nVLAN=0\n", `f:2: VLAN: "0" is not a VLAN ID from 1 to 4094`},
+		{"[Defaults]\nVLAN=4095\n", `f:2: VLAN: "4095" is not a VLAN ID from 1 to 4094`},
+		{"[Defaults]\nTrunks=\n", `f:2: Trunks: no VLAN given`},
+		{"[Defaults]\nTrunks=10 30-20\n", `f:2: Trunks: VLAN range "30-20" runs backwards`},
+		{"[Defaults]\nIsolated=maybe\n", `f:2: Isolated: "maybe" is not a boolean (yes or no)`},
+		{"[Defaults]\nUnicastFlood=\n", `f:2: UnicastFlood: "" is not a boolean (yes or no)`},
+		{"[Defaults]\nGuestMAC=52:54:00:12:34\n", `f:2: GuestMAC: "52:54:00:12:34" is not an Ethernet MAC address`},
+		{"[Defaults]\nGuestMAC=01:00:5e:00:00:01\n", `f:2: GuestMAC: 01:00:5e:00:00:01 is a multicast address, which no NIC has`},
+		{"[Defaults]\nVMName=a\"b\n", `f:2: VMName: "a\"b" has a character other than printable ASCII without quotes and backslashes`},
 	}
 	for _, tt := range tests {
 		_, err := ParseConfig("f", []byte(tt.in))
@@ -187,6 +196,43 @@ func TestRecordRoundTrip(t *testing.T) {
 	entries, _ := os.ReadDir(dir)
 	if len(entries) != 0 {
 		t.Errorf("run dir not empty after remove: %v", entries)
+	}
+}
+
+// TestHostBridgeKeys reads the keys of Open vSwitch and bridge port
+// settings from a config file and carries them through a record.
+func TestHostBridgeKeys(t *testing.T) {
+	c, err := ParseConfig("f", []byte("[Interface]\nName=tap0\nVLAN=10\nTrunks=20,22 21 100-102\nIsolated=yes\nLearning=no\nUnicastFlood=off\nGuestMAC=52:54:00:AB:cd:01\nVMName=web 1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := c.Match("tap0").Settings
+	p := s.Port()
+	if p.VLAN != 10 || p.Trunks.String() != "20-22,100-102" || p.GuestMAC != "52:54:00:ab:cd:01" || p.VMName != "web 1" {
+		t.Errorf("port = %+v", p)
+	}
+	if got, want := p.Flags.String(), "isolated on learning off flood off"; got != want {
+		t.Errorf("flags %q, want %q", got, want)
+	}
+	want := "VLAN=10 Trunks=20-22,100-102 Isolated=yes Learning=no UnicastFlood=no GuestMAC=52:54:00:ab:cd:01 VMName=web 1"
+	if got := s.String(); got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+	d := openRunDir(t, filepath.Join(t.TempDir(), "run"))
+	if err := WriteRecord(d, "tap0", s); err != nil {
+		t.Fatal(err)
+	}
+	r, err := ReadRecord(d, "tap0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Settings.Equal(s) {
+		t.Errorf("record gives %v, want %v", r.Settings, s)
+	}
+	var merged Settings
+	merged.Merge(s)
+	if !merged.Equal(s) {
+		t.Errorf("merged %v, want %v", merged, s)
 	}
 }
 

@@ -3,12 +3,14 @@ package ifconf
 import (
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 
 	"github.com/coreos/go-systemd/v22/unit"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/unitfile"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/bridge"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/tap"
 )
@@ -48,7 +50,7 @@ type key struct {
 	format func(p tap.Port) string
 }
 
-const numKeys = 5
+const numKeys = 12
 
 // keys is the one table of the settings' keys, their parsers and checks.
 var keys = [numKeys]key{
@@ -88,6 +90,65 @@ var keys = [numKeys]key{
 		p.AllowMove, err = unitfile.ParseBool(v)
 		return err
 	}, func(p tap.Port) string { return yesNo(p.AllowMove) }},
+	{"VLAN", func(p *tap.Port, v string) (err error) {
+		p.VLAN, err = bridge.ParseVLAN(v)
+		return err
+	}, func(p tap.Port) string { return strconv.Itoa(p.VLAN) }},
+	{"Trunks", func(p *tap.Port, v string) (err error) {
+		p.Trunks, err = bridge.ParseVLANs(v)
+		return err
+	}, func(p tap.Port) string { return p.Trunks.String() }},
+	flagKey("Isolated", bridge.FlagIsolated),
+	flagKey("Learning", bridge.FlagLearning),
+	flagKey("UnicastFlood", bridge.FlagUnicastFlood),
+	{"GuestMAC", func(p *tap.Port, v string) error {
+		mac, err := net.ParseMAC(v)
+		switch {
+		case err != nil || len(mac) != 6:
+			return fmt.Errorf("%q is not an Ethernet MAC address", v)
+		case mac[0]&1 != 0:
+			return fmt.Errorf("%s is a multicast address, which no NIC has", mac)
+		}
+		p.GuestMAC = mac.String()
+		return nil
+	}, func(p tap.Port) string { return p.GuestMAC }},
+	{"VMName", func(p *tap.Port, v string) error {
+		if err := checkVMName(v); err != nil {
+			return err
+		}
+		p.VMName = v
+		return nil
+	}, func(p tap.Port) string { return p.VMName }},
+}
+
+// flagKey is the key of a bridge port flag: yes or no.
+func flagKey(name string, f bridge.Flag) key {
+	return key{name, func(p *tap.Port, v string) error {
+		on, err := unitfile.ParseBool(v)
+		if err != nil {
+			return err
+		}
+		p.Flags.Set(f, on)
+		return nil
+	}, func(p tap.Port) string {
+		on, _ := p.Flags.Get(f)
+		return yesNo(on)
+	}}
+}
+
+// checkVMName accepts what can name a guest in Open vSwitch's external-ids
+// and in a log line: 1 to 64 printable ASCII characters without quotes or
+// backslashes.
+func checkVMName(v string) error {
+	if v == "" || len(v) > 64 {
+		return fmt.Errorf("%q is not 1 to 64 characters long", v)
+	}
+	for _, r := range v {
+		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' {
+			return fmt.Errorf("%q has a character other than printable ASCII without quotes and backslashes", v)
+		}
+	}
+	return nil
 }
 
 func yesNo(b bool) string {

@@ -12,6 +12,7 @@ import (
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/ifconf"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/rundir"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/version"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/bridge"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/tap"
 )
@@ -206,6 +207,7 @@ func up(o Options, sys *System) error {
 		}
 	}
 	port := set.Port()
+	port.OVS = sys.ovs()
 	if err := sys.guard(o.Ifname, port.Bridge); err != nil {
 		return err
 	}
@@ -304,8 +306,9 @@ func down(o Options, sys *System) error {
 		return err
 	}
 	defer s.close()
-	conn := s.conn
-	pl, err := tap.PlanDown(conn, o.Ifname, s.settings.Port().Promisc)
+	conn, port := s.conn, s.settings.Port()
+	port.OVS = sys.ovs()
+	pl, err := tap.PlanDownFor(conn, o.Ifname, port)
 	if err != nil {
 		return err
 	}
@@ -332,6 +335,21 @@ func down(o Options, sys *System) error {
 		return nil
 	}
 	return ifconf.RemoveRecord(s.dir, o.Ifname)
+}
+
+// safePath is the PATH ovs-vsctl is looked up in, and runs with, when the
+// environment is not to be trusted.
+const safePath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// ovs is how this run reaches Open vSwitch: ovs-vsctl with the caller's
+// environment (QEMU_OVS_DB, else ovs-vsctl's own default, which follows
+// OVS_RUNDIR), or, when the environment is not to be trusted, with a
+// fixed PATH and nothing else.
+func (s *System) ovs() *bridge.OVS {
+	if s.Env == nil {
+		return &bridge.OVS{Env: []string{safePath}}
+	}
+	return &bridge.OVS{DB: s.Env(ifconf.EnvOVSDB)}
 }
 
 func printPlan(w io.Writer, pl *tap.Plan, idle string) {

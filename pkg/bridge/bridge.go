@@ -1,11 +1,11 @@
 // Package bridge owns the bridge side of a port: it finds a bridge and
 // checks it, adds a port to it and removes one, and tells which bridge a
-// port is on, over netlink.
+// port is on: a Linux bridge over netlink, an Open vSwitch bridge through
+// ovs-vsctl.
 //
 // A Bridge has a Kind; each kind attaches, detaches and verifies in its own
-// way. Only Linux bridges exist today; the per-kind switch in each method
-// is where another kind (Open vSwitch) goes, and the per-port settings of a
-// Linux bridge (isolated, learning, unicast flooding) belong here too.
+// way. A Linux bridge port has flags (isolated, learning, unicast flooding)
+// and static forwarding entries; an Open vSwitch port has VLAN settings.
 package bridge
 
 import (
@@ -30,22 +30,30 @@ type Kind int
 const (
 	// Linux is the kernel's own bridge (ip link add type bridge).
 	Linux Kind = iota
+	// OpenVSwitch is a bridge of Open vSwitch, driven through ovs-vsctl.
+	OpenVSwitch
 )
 
 func (k Kind) String() string {
-	if k == Linux {
+	switch k {
+	case Linux:
 		return "linux"
+	case OpenVSwitch:
+		return "openvswitch"
 	}
 	return fmt.Sprintf("kind %d", int(k))
 }
 
-// A Bridge is a bridge as Get or Of found it.
+// A Bridge is a bridge as Get, Find or Of found it.
 type Bridge struct {
 	Name  string
-	Index int // ifindex
+	Index int // ifindex of the bridge's own interface
 	Kind  Kind
-	MTU   int
+	MTU   int  // of the bridge's own interface
 	Up    bool // IFF_UP as set by the user
+	// Switch is the Open vSwitch of a bridge of kind OpenVSwitch; nil for
+	// a Linux bridge.
+	Switch *OVS
 }
 
 // Get returns the bridge called name.
@@ -127,9 +135,18 @@ func (b *Bridge) Detach(c *link.Conn, port *link.Link) error {
 // Verify checks, once port has joined b, that b is still the bridge Get
 // found, by name. Whether it is up does not matter: a port may join a bridge
 // that comes up later.
+//
+// An Open vSwitch bridge is asked instead whether ovs-vswitchd opened the
+// port (see OVS.Applied).
 func (b *Bridge) Verify(c *link.Conn, port *link.Link) error {
 	fail := func(format string, a ...any) error {
 		return fmt.Errorf("attach %s to %s: "+format, append([]any{port.Name, b.Name}, a...)...)
+	}
+	if b.Kind == OpenVSwitch {
+		if err := b.Switch.Applied(port.Name); err != nil {
+			return fail("%w", err)
+		}
+		return nil
 	}
 	l, err := c.ByIndex(b.Index)
 	switch {

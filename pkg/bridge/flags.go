@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
 )
@@ -62,6 +63,21 @@ func (p *PortFlags) Set(f Flag, on bool) {
 
 // Get returns flag f's value and whether it is given.
 func (p PortFlags) Get(f Flag) (on, given bool) { return p.on[f], p.given[f] }
+
+// Equal reports whether p and o give the same flags the same values (for
+// go-cmp; == does the same).
+func (p PortFlags) Equal(o PortFlags) bool { return p == o }
+
+// String lists the flags given, as "isolated on learning off".
+func (p PortFlags) String() string {
+	var parts []string
+	for f := range numFlags {
+		if p.given[f] {
+			parts = append(parts, FlagChange{f, p.on[f]}.String())
+		}
+	}
+	return strings.Join(parts, " ")
+}
 
 // IsZero reports whether no flag is given.
 func (p PortFlags) IsZero() bool { return p.given == [numFlags]bool{} }

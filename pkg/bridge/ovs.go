@@ -97,6 +97,17 @@ func (p OVSPort) validate() error {
 	return nil
 }
 
+// WithNoWait returns o, or with noWait a copy of o that does not wait for
+// ovs-vswitchd.
+func (o *OVS) WithNoWait(noWait bool) *OVS {
+	if !noWait || o.NoWait {
+		return o
+	}
+	c := *o
+	c.NoWait = true
+	return &c
+}
+
 func (o *OVS) timeoutSeconds() int {
 	d := o.Timeout
 	if d == 0 {

@@ -3,6 +3,8 @@ package tap
 import (
 	"fmt"
 	"net"
+
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/bridge"
 )
 
 // A MACPolicy says what ifup does to the tap's own MAC address (not the
@@ -58,4 +60,24 @@ type Port struct {
 	Promisc bool
 	// AllowMove lets ifup take a tap that is a port of another bridge.
 	AllowMove bool
+	// VLAN is the port's access VLAN (an Open vSwitch port's tag); 0 for
+	// none. VLANs on Linux bridges are not implemented.
+	VLAN int
+	// Trunks are the VLANs an Open vSwitch port trunks; empty for none
+	// given.
+	Trunks bridge.VLANSet
+	// Flags are the flags of a Linux bridge port (isolated, learning,
+	// unicast flooding); those not given are left as the kernel has them.
+	Flags bridge.PortFlags
+	// GuestMAC is the MAC address of the guest's NIC on the tap, as
+	// net.HardwareAddr.String gives it, or "" when unknown: with learning
+	// off the bridge gets a static entry for it; Open vSwitch records it
+	// in the port's external-ids (attached-mac).
+	GuestMAC string
+	// VMName names the guest in an Open vSwitch port's external-ids
+	// (vm-name); "" when unknown.
+	VMName string
+	// OVS reaches Open vSwitch; nil for Linux bridges only. It is how
+	// to ask, not a setting, and the same for every port of a host.
+	OVS *bridge.OVS
 }
