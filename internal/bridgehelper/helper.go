@@ -24,6 +24,7 @@ import (
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/bridgeacl"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/ifconf"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/journal"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/privs"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/version"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/bridge"
@@ -121,15 +122,46 @@ type System struct {
 	Secure bool
 	// ACLPath is the ACL file.
 	ACLPath string
+	// Journal sends one entry; nil when no journal listens.
+	Journal func(msg string, pri int, fields map[string]string) error
+	// StderrIsJournal is set when stderr already goes to the journal.
+	StderrIsJournal bool
+	// UID is the caller's (real) user id, for the journal.
+	UID int
 }
+
+// Journal priorities (syslog levels).
+const (
+	priErr  = 3
+	priInfo = 6
+)
 
 // OS returns the System of this process.
 func OS() *System {
-	s := &System{Stdout: os.Stdout, Stderr: os.Stderr, Secure: privs.Secure(), ACLPath: bridgeacl.Path}
+	s := &System{Stdout: os.Stdout, Stderr: os.Stderr, Secure: privs.Secure(), ACLPath: bridgeacl.Path, UID: os.Getuid()}
 	if !s.Secure {
 		s.Env = os.Getenv
 	}
+	// Left for the exit to close: the helper lives a few milliseconds.
+	if j, err := journal.Open(journal.Socket); err == nil {
+		s.Journal = j.Send
+		s.StderrIsJournal = journal.StderrIsJournal()
+	}
 	return s
+}
+
+// log sends one entry to the journal, naming the tap (when there is one),
+// the bridge and the caller: which user got which tap on which bridge, or
+// was refused, is the record a privileged helper owes the administrator.
+func (s *System) log(pri int, msg, tapName, br string) {
+	if s.Journal == nil {
+		return
+	}
+	f := map[string]string{"SYSLOG_IDENTIFIER": Name, "QEMU_BRIDGE": br, "QEMU_CALLER_UID": strconv.Itoa(s.UID)}
+	if tapName != "" {
+		f["QEMU_TAP"] = tapName
+	}
+	s.Journal(Name+": "+msg, pri, f)
 }
 
 // Main runs the helper with the arguments after the program name and
@@ -155,6 +187,9 @@ func Main(args []string, sys *System) int {
 		return 1
 	}
 	if err := Run(o, sys); err != nil {
+		if !sys.StderrIsJournal {
+			sys.log(priErr, fmt.Sprintf("%v (caller uid %d)", err, sys.UID), "", o.Bridge)
+		}
 		fmt.Fprintf(sys.Stderr, "%s: %v\n", Name, err)
 		return 1
 	}
@@ -204,6 +239,7 @@ func Run(o Options, sys *System) error {
 	if err := sendFD(o.FD, dev.File); err != nil {
 		return fmt.Errorf("%s: send to QEMU over --fd=%d: %w", dev.Name, o.FD, err)
 	}
+	sys.log(priInfo, fmt.Sprintf("%s: port of %s, sent to the caller (uid %d)", dev.Name, br, sys.UID), dev.Name, br)
 	return nil
 }
 

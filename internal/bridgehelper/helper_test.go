@@ -143,10 +143,20 @@ func TestRun(t *testing.T) {
 			}
 			defer unix.Close(sp[0])
 			defer unix.Close(sp[1])
+			type entry struct {
+				Msg    string
+				Pri    int
+				Fields map[string]string
+			}
+			var logged []entry
 			sys := &System{
 				Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{},
-				Env:     func(string) string { return "" },
 				ACLPath: filepath.Join(dir, "bridge.conf"),
+				UID:     1234,
+				Journal: func(msg string, pri int, f map[string]string) error {
+					logged = append(logged, entry{msg, pri, f})
+					return nil
+				},
 			}
 			// Settings from a config the test controls, not the machine's.
 			sys.Env = func(k string) string {
@@ -190,6 +200,11 @@ func TestRun(t *testing.T) {
 			}
 			name := ifr.Name()
 			flags := ifr.Uint16()
+			wantLog := []entry{{"qemu-bridge-helper: " + name + ": port of virbr0, sent to the caller (uid 1234)", 6,
+				map[string]string{"SYSLOG_IDENTIFIER": "qemu-bridge-helper", "QEMU_TAP": name, "QEMU_BRIDGE": "virbr0", "QEMU_CALLER_UID": "1234"}}}
+			if diff := cmp.Diff(wantLog, logged); diff != "" {
+				t.Errorf("journal (-want +got):\n%s", diff)
+			}
 			if flags&unix.IFF_TAP == 0 || flags&unix.IFF_NO_PI == 0 || flags&unix.IFF_VNET_HDR == 0 {
 				t.Errorf("received fd's flags %#x, want IFF_TAP|IFF_NO_PI|IFF_VNET_HDR", flags)
 			}
