@@ -45,6 +45,13 @@ func TestBridgeHelperUnprivileged(t *testing.T) {
 			want: `bridge virbr0 not allowed by ` + acl + ` (add the line "allow virbr0" to allow it)`},
 		{name: "deny all after allow", acl: "allow virbr0\ndeny all\n", args: []string{"--fd=3", "--br=virbr0"},
 			want: "bridge virbr0 denied by " + acl + ":2 (deny all); deny wins over allow, remove that line to allow it"},
+		{name: "allowed through an include", acl: "include lab.conf\n", args: []string{"--fd=3", "--br=virbr0"},
+			setup: func(t *testing.T) { writeACL(t, filepath.Join(dir, "lab.conf"), "allow virbr0\n") }},
+		{name: "denied in an include", acl: "allow all\ninclude lab.conf\n", args: []string{"--fd=3", "--br=virbr0"},
+			setup: func(t *testing.T) { writeACL(t, filepath.Join(dir, "lab.conf"), "deny virbr0\n") },
+			want:  "bridge virbr0 denied by " + filepath.Join(dir, "lab.conf") + ":1 (deny virbr0); deny wins over allow, remove that line to allow it"},
+		{name: "missing include", acl: "allow all\ninclude gone.conf\n", args: []string{"--fd=3", "--br=virbr0"},
+			want: "ACL: " + acl + ":2: include: open " + filepath.Join(dir, "gone.conf") + ": no such file or directory"},
 		{name: "missing ACL", args: []string{"--fd=3", "--br=virbr0"},
 			want: `bridge virbr0 not allowed: no ACL file ` + acl + ` (create it with the line "allow virbr0")`},
 		{name: "16-byte bridge name", acl: "allow all\n", args: []string{"--fd=3", "--br=virbr0virbr0virb"},
@@ -154,4 +161,12 @@ func tapNames(t *testing.T, ns *nstest.NS) []string {
 		}
 	}
 	return names
+}
+
+func writeACL(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(path) })
 }
