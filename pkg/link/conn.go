@@ -73,8 +73,7 @@ func (c *Conn) Close() error {
 
 // ErrDumpInterrupted is returned when a dump kept being interrupted: the
 // kernel marks a dump whose data changed while it was read
-// (NLM_F_DUMP_INTR), and one that lost messages to a full receive buffer is
-// no better.
+// (NLM_F_DUMP_INTR).
 var ErrDumpInterrupted = errors.New("netlink dump interrupted: the data kept changing")
 
 // roundTrip sends req and waits for its answer: the payload of the reply of
@@ -103,21 +102,19 @@ func (c *Conn) roundTrip(req *nl.NetlinkRequest, want uint16) ([]byte, error) {
 
 // dump sends a dump request (NLM_F_DUMP) and calls fn with the payload of
 // every message of type want in the answer; the payload points into the
-// receive buffer, so fn copies what it keeps. An interrupted dump, or one
-// that lost messages to a full receive buffer, is asked for again, up to
-// three times in all, calling reset first so that the caller starts over.
+// receive buffer, so fn copies what it keeps. A dump the kernel marks
+// interrupted is asked for again, up to three times in all, calling reset
+// first so that the caller starts over. One that lost messages to a full
+// receive buffer fails with ENOBUFS: the kernel goes on with it as the
+// socket is read, and refuses a new dump (EBUSY) meanwhile.
 func (c *Conn) dump(req *nl.NetlinkRequest, want uint16, reset func(), fn func([]byte) error) error {
 	for attempt := 0; attempt < 3; attempt++ {
 		if attempt > 0 {
 			reset()
 		}
 		intr, err := c.do(req, want, fn)
-		switch {
-		case errors.Is(err, unix.ENOBUFS):
-		case err != nil:
+		if err != nil || !intr {
 			return err
-		case !intr:
-			return nil
 		}
 	}
 	return ErrDumpInterrupted
