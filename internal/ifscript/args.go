@@ -69,7 +69,8 @@ func (c Command) help() string {
 	}
 	b.WriteString("  --help      show this help\n  --version   show the version\n\n")
 	b.WriteString("The bridge comes from qemu-launch's record in /run/qemu-tap-helpers, else\n" +
-		"QEMU_BRIDGE, else /etc/qemu-ifup.conf (QEMU_IFUP_CONFIG), else virbr0.\n" +
+		"QEMU_BRIDGE, else /etc/qemu-ifup.conf (QEMU_IFUP_CONFIG), else virbr0 if it\n" +
+		"exists, else the Linux bridge that carries the default route.\n" +
 		"Exit status: 0 done, 1 failed (nothing left half-changed), 2 usage.\n")
 	return b.String()
 }

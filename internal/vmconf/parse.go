@@ -3,12 +3,12 @@ package vmconf
 import (
 	"errors"
 	"fmt"
-	"os"
 	"regexp"
 	"strconv"
 	"time"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/ifconf"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/rundir"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/shellwords"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/unitfile"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/cpuset"
@@ -17,7 +17,9 @@ import (
 
 // Load reads and parses the VM file at path.
 func Load(path string) (*VM, error) {
-	data, err := os.ReadFile(path)
+	// A regular file, read with a bound and without blocking: a FIFO
+	// or a huge file is an error, not a hang.
+	data, err := rundir.ReadFile(path, unitfile.MaxSize)
 	if err != nil {
 		return nil, fmt.Errorf("reading VM file: %w", err)
 	}

@@ -372,3 +372,20 @@ func TestNamesCannotInject(t *testing.T) {
 		t.Errorf("derived tap name: %v", err)
 	}
 }
+
+// A VM file that is a FIFO, or too large, is an error, not a hang.
+func TestVMFileNotRegular(t *testing.T) {
+	ns := nstest.New(t)
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "vm.conf")
+	must(t, unix.Mkfifo(fifo, 0o644))
+	big := filepath.Join(dir, "big.conf")
+	must(t, os.WriteFile(big, []byte("[VM]\n"+strings.Repeat("# padding\n", 7000)), 0o644))
+	for file, want := range map[string]string{fifo: "not a regular file but a FIFO", big: "larger than 65536 bytes"} {
+		r := run(t, ns, env(t), "qemu-launch", "--config", file)
+		if r.code != 1 {
+			t.Errorf("qemu-launch --config %s: exit %d, want 1", file, r.code)
+		}
+		checkOneLine(t, "qemu-launch", r.stderr, want)
+	}
+}
