@@ -157,11 +157,22 @@ func (r *run) openTaps() ([]*os.File, error) {
 		return nil, err
 	}
 	for _, t := range r.Taps {
-		dev, err := tap.Create(t.Ifname, t.VnetHdr)
+		var devs []*tap.Device
+		var err error
+		if t.Queues > 1 {
+			devs, err = tap.CreateQueues(t.Ifname, t.Queues, t.VnetHdr)
+		} else {
+			var d *tap.Device
+			d, err = tap.Create(t.Ifname, t.VnetHdr)
+			devs = []*tap.Device{d}
+		}
 		if err != nil {
 			return fail(fmt.Errorf("netdev %s: %w", t.ID, err))
 		}
-		files = append(files, dev.File)
+		// In the order of the descriptors qemuargs gave QEMU.
+		for _, d := range devs {
+			files = append(files, d.File)
+		}
 		if err := r.ifup(t); err != nil {
 			return fail(err)
 		}
@@ -200,6 +211,11 @@ func (p *Plan) userActions() []string {
 		a = append(a, "raise the memory-lock limit to unlimited for QEMU, which locks its memory")
 	}
 	for _, t := range p.Taps {
+		if t.Queues > 1 {
+			a = append(a, fmt.Sprintf("create tap %s with %d queues, run %s on it, and pass them to QEMU as fds %d-%d (netdev %s)",
+				t.Ifname, t.Queues, p.cfg.IfUp, t.FD, t.FD+t.Queues-1, t.ID))
+			continue
+		}
 		a = append(a, fmt.Sprintf("create tap %s, run %s on it, and pass it to QEMU as fd %d (netdev %s)",
 			t.Ifname, p.cfg.IfUp, t.FD, t.ID))
 	}

@@ -61,9 +61,13 @@ type Tap struct {
 	ID      string // netdev id
 	Ifname  string // interface name, given or derived
 	Derived bool   // the launcher chose Ifname
-	// FD is the tap's descriptor number in QEMU when the launcher opens
-	// it (Options.TapFd), 0 when QEMU does.
+	// FD is the tap's (first queue's) descriptor number in QEMU when the
+	// launcher opens it (Options.TapFd), 0 when QEMU does; its queues
+	// follow at FD+1...
 	FD int
+	// Queues is the number of queues the launcher opens (queues=), at
+	// least 1 when it opens the tap.
+	Queues int
 	// VnetHdr asks for a tap with a virtio-net header (the launcher
 	// opens it; QEMU probes it): all but vnet_hdr=off.
 	VnetHdr  bool
@@ -384,14 +388,22 @@ func (r *rewriter) netdev(flag, val string) ([]string, error) {
 // tapFd rewrites a tap netdev whose tap the launcher opens: fd=N instead
 // of ifname=, script= and downscript=, which QEMU refuses beside fd=.
 func (r *rewriter) tapFd(flag, id string, o opts, t Tap) ([]string, error) {
-	if q, ok := o.get("queues"); ok && q != "1" {
-		return nil, fmt.Errorf("netdev %s: queues=%s: a tap the launcher opens for an unprivileged QEMU has one queue", id, q)
+	t.Queues = 1
+	if q, ok := o.get("queues"); ok {
+		n, err := strconv.Atoi(q)
+		if err != nil || n < 1 || n > 256 {
+			return nil, fmt.Errorf("netdev %s: queues=%s is not a number from 1 to 256", id, q)
+		}
+		t.Queues = n
 	}
 	t.VnetHdr = true
 	if v, ok := o.get("vnet_hdr"); ok && v == "off" {
 		t.VnetHdr = false
 	}
-	t.FD = r.o.TapFd + len(r.res.Taps)
+	t.FD = r.o.TapFd
+	for _, u := range r.res.Taps {
+		t.FD += u.Queues
+	}
 	var b strings.Builder
 	for i, e := range o {
 		switch e.key {
@@ -405,7 +417,16 @@ func (r *rewriter) tapFd(flag, id string, o opts, t Tap) ([]string, error) {
 		}
 		b.WriteString("," + e.key + "=" + escape(e.val))
 	}
-	b.WriteString(",fd=" + strconv.Itoa(t.FD))
+	if t.Queues == 1 {
+		b.WriteString(",fd=" + strconv.Itoa(t.FD))
+	} else {
+		// QEMU takes a multiqueue tap's descriptors as fds=a:b:...
+		fds := make([]string, t.Queues)
+		for i := range fds {
+			fds[i] = strconv.Itoa(t.FD + i)
+		}
+		b.WriteString(",fds=" + strings.Join(fds, ":"))
+	}
 	r.res.Taps = append(r.res.Taps, t)
 	return []string{"-" + flag, b.String()}, nil
 }

@@ -30,6 +30,37 @@ type Device struct {
 //
 // Equivalent to what QEMU does for -netdev tap without ifname=.
 func Create(name string, vnetHdr bool) (*Device, error) {
+	return create(name, vnetHdr, false)
+}
+
+// CreateQueues creates a multiqueue tap (IFF_MULTI_QUEUE) called name
+// with n queues and returns one Device per queue, all of the same name;
+// like Create's, the tap lives as long as one of their files is open.
+// This is what QEMU opens for -netdev tap,queues=N, and what it takes as
+// -netdev tap,fds=.
+//
+// Equivalent to what QEMU does for -netdev tap,ifname=NAME,queues=N.
+func CreateQueues(name string, n int, vnetHdr bool) ([]*Device, error) {
+	if n < 1 {
+		return nil, fmt.Errorf("create tap %s: %d queues", name, n)
+	}
+	var devs []*Device
+	for i := 0; i < n; i++ {
+		d, err := create(name, vnetHdr, true)
+		if err != nil {
+			for _, d := range devs {
+				d.File.Close()
+			}
+			return nil, err
+		}
+		devs = append(devs, d)
+		// A kernel-chosen name: the other queues attach to it.
+		name = d.Name
+	}
+	return devs, nil
+}
+
+func create(name string, vnetHdr, multiQueue bool) (*Device, error) {
 	// The one %d is the kernel's to fill in; the rest is checked as a
 	// name (a digit stands in, as long as the widest number).
 	if strings.Count(name, "%") > 1 || (strings.Contains(name, "%") && !strings.Contains(name, "%d")) {
@@ -43,6 +74,9 @@ func Create(name string, vnetHdr bool) (*Device, error) {
 		return nil, fmt.Errorf("create tap %s: open /dev/net/tun: %w", name, err)
 	}
 	flags := uint16(unix.IFF_TAP | unix.IFF_NO_PI)
+	if multiQueue {
+		flags |= unix.IFF_MULTI_QUEUE
+	}
 	if vnetHdr {
 		feat, err := unix.IoctlGetUint32(fd, unix.TUNGETFEATURES)
 		if err == nil && feat&unix.IFF_VNET_HDR != 0 {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/nstest"
@@ -268,5 +269,39 @@ func launchSeedAsUser(t *testing.T, mlock string) {
 		if !strings.Contains(v.stderr.String(), want) {
 			t.Errorf("stderr lacks %q:\n%s", want, v.stderr.String())
 		}
+	}
+}
+
+// TestLaunchMultiqueueAsUser: a tap with two queues for a QEMU run as
+// nobody: the launcher opens both queues and passes them as fds=, QEMU
+// uses them (the tap keeps two queues), and the guest and the host ping
+// each other. (No vhost: QEMU would open /dev/vhost-net as nobody.)
+func TestLaunchMultiqueueAsUser(t *testing.T) {
+	ns, g := setup(t)
+	addBridge(t, ns, "virbr0", hostAddr+"/24", 0)
+	g = publicGuest(t, g, nstest.PublicDir(t))
+	args := append([]string{launcher(t), "--user", "nobody", "--", qemuBinary, "-name", "mq"}, baseArgs(g, guest.Config{Answer: pings})...)
+	args = append(args, "-device", "virtio-net-pci,netdev=vm0,mq=on,vectors=6", "-netdev", "tap,id=vm0,queues=2")
+	v := startVM(t, ns, helperEnv(t.TempDir()), args...)
+	v.ready(t)
+
+	name := onlyTap(t, ns)
+	checkPort(t, ns, name, "virbr0")
+	tt, ok := ns.Link(t, name).(*netlink.Tuntap)
+	switch {
+	case !ok:
+		t.Fatalf("%s is not a tap", name)
+	case tt.Flags&netlink.TUNTAP_MULTI_QUEUE == 0:
+		t.Errorf("%s: not a multiqueue tap (flags %v)", name, tt.Flags)
+	case tt.Queues+tt.DisabledQueues != 2:
+		t.Errorf("%s: %d queues enabled and %d disabled, want 2 in all", name, tt.Queues, tt.DisabledQueues)
+	}
+	if uid := strings.Fields(procStatus(t, qemuChild(t, v.cmd.Process.Pid), "Uid")); len(uid) < 2 || uid[1] == "0" {
+		t.Errorf("QEMU's Uid: %q, want nobody's", uid)
+	}
+	hostPing(t, ns, guestAddr, pings)
+	v.passed(t)
+	if left := taps(t, ns); len(left) != 0 {
+		t.Errorf("taps left after QEMU ended: %q", left)
 	}
 }
