@@ -356,6 +356,14 @@ func (r *rewriter) netdev(flag, val string) ([]string, error) {
 		return []string{"-" + flag, val + add}, nil
 	}
 	t := Tap{ID: id, Settings: r.o.Settings[id]}
+	// The VM's name for Open vSwitch's external-ids, where the command
+	// names the VM; a name the settings refuse is left out.
+	if r.res.Name != DefaultName && !t.Settings.Has("VMName") {
+		_ = t.Settings.Set("VMName", r.res.Name, ifconf.Origin{File: "-name"})
+	}
+	if mac, ok := o.get("mac"); ok && flag == "nic" && !t.Settings.Has("GuestMAC") {
+		_ = t.Settings.Set("GuestMAC", mac, ifconf.Origin{File: "-nic"})
+	}
 	if !t.Settings.Has("Bridge") && r.o.Bridge != "" {
 		if err := t.Settings.Set("Bridge", r.o.Bridge, ifconf.Origin{File: "--bridge"}); err != nil {
 			return nil, fmt.Errorf("--bridge: %w", err)
@@ -573,12 +581,29 @@ func (r *rewriter) deviceMACs(args []string) []string {
 		}
 		o := parseOpts(v, "driver")
 		id, ok := o.get("netdev")
-		if _, has := o.get("mac"); !ok || has || !r.tapIDs[id] {
+		if !ok || !r.tapIDs[id] {
 			continue
 		}
-		args[i] = v + ",mac=" + GuestMAC(r.res.Name, id).String()
+		mac, has := o.get("mac")
+		if !has {
+			mac = GuestMAC(r.res.Name, id).String()
+			args[i] = v + ",mac=" + mac
+		}
+		r.guestMAC(id, mac)
 	}
 	return args
+}
+
+// guestMAC gives the tap of netdev id the guest's MAC for qemu-ifup (the
+// static FDB entry of a port without learning, OVS's attached-mac). A MAC
+// the settings refuse is QEMU's to complain about.
+func (r *rewriter) guestMAC(id, mac string) {
+	for i := range r.res.Taps {
+		t := &r.res.Taps[i]
+		if t.ID == id && !t.Settings.Has("GuestMAC") {
+			_ = t.Settings.Set("GuestMAC", mac, ifconf.Origin{File: "-device"})
+		}
+	}
 }
 
 // GuestMAC is the guest MAC qemu-launch gives the NIC of netdev id in VM

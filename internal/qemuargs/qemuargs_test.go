@@ -70,7 +70,24 @@ func TestRewrite(t *testing.T) {
 			want: Result{
 				Args: append([]string{"-name", "rt", "-netdev", "tap,id=vm0" + helpers + ",ifname=rt-vm0", "-device", "e1000,netdev=vm0,mac=" + GuestMAC("rt", "vm0").String()}, qmp...),
 				Name: "rt", VCPUs: 1,
-				Taps: []Tap{{ID: "vm0", Ifname: "rt-vm0", Derived: true, Settings: settings(t, "Bridge=br0")}},
+				Taps: []Tap{{ID: "vm0", Ifname: "rt-vm0", Derived: true,
+					Settings: settings(t, "Bridge=br0", "GuestMAC="+GuestMAC("rt", "vm0").String(), "VMName=rt")}},
+			},
+		},
+		{
+			name: "the guest MAC of -device mac= and -nic mac=, and the VM's name, go to the records",
+			args: []string{"-name", "web", "-netdev", "tap,id=a", "-device", "virtio-net-pci,netdev=a,mac=52:54:00:00:00:0a",
+				"-nic", "tap,id=b,mac=52:54:00:00:00:0b"},
+			opt: Options{Bridge: "br0", Settings: map[string]ifconf.Settings{"b": settings(t, "VMName=override")}},
+			want: Result{
+				Args: append([]string{"-name", "web", "-netdev", "tap,id=a" + helpers + ",ifname=web-a",
+					"-device", "virtio-net-pci,netdev=a,mac=52:54:00:00:00:0a",
+					"-nic", "tap,id=b,mac=52:54:00:00:00:0b" + helpers + ",ifname=web-b"}, qmp...),
+				Name: "web", VCPUs: 1,
+				Taps: []Tap{
+					{ID: "a", Ifname: "web-a", Derived: true, Settings: settings(t, "Bridge=br0", "GuestMAC=52:54:00:00:00:0a", "VMName=web")},
+					{ID: "b", Ifname: "web-b", Derived: true, Settings: settings(t, "Bridge=br0", "GuestMAC=52:54:00:00:00:0b", "VMName=override")},
+				},
 			},
 		},
 		{
@@ -83,8 +100,8 @@ func TestRewrite(t *testing.T) {
 				Args: append([]string{"-netdev", "tap,id=a,ifname=mytap" + helpers, "-netdev", "tap,id=b" + helpers + ",ifname=web-b", "-name", "guest=web"}, qmp...),
 				Name: "web", VCPUs: 1,
 				Taps: []Tap{
-					{ID: "a", Ifname: "mytap", Settings: settings(t, "Bridge=br1", "MTU=9000", "MAC=keep")},
-					{ID: "b", Ifname: "web-b", Derived: true, Settings: settings(t, "Bridge=br0")},
+					{ID: "a", Ifname: "mytap", Settings: settings(t, "Bridge=br1", "MTU=9000", "MAC=keep", "VMName=web")},
+					{ID: "b", Ifname: "web-b", Derived: true, Settings: settings(t, "Bridge=br0", "VMName=web")},
 				},
 			},
 		},

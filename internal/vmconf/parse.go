@@ -216,7 +216,7 @@ func (n *NIC) set(file string, e unitfile.Entry) error {
 		n.Script, err = nonEmpty(v)
 	case "DownScript":
 		n.DownScript, err = nonEmpty(v)
-	case "Bridge", "MTU":
+	case "Bridge", "MTU", "VLAN", "Trunks", "Isolated", "Learning", "UnicastFlood":
 		err = n.Settings.Set(e.Key, v, ifconf.Origin{File: file, Line: e.Line})
 	case "HostMAC":
 		// The host side's MAC policy, named apart from the guest's
@@ -230,7 +230,7 @@ func (n *NIC) set(file string, e unitfile.Entry) error {
 
 func (n *NIC) check(file string, line int) error {
 	if n.Script != "" && !n.Settings.IsZero() {
-		return fmt.Errorf("%s:%d: [NIC] %s: Bridge=, MTU= and HostMAC= are for qemu-launch's qemu-ifup; they cannot go with Script=", file, line, n.ID)
+		return fmt.Errorf("%s:%d: [NIC] %s: Bridge=, MTU=, HostMAC=, VLAN=, Trunks=, Isolated=, Learning= and UnicastFlood= are for qemu-launch's qemu-ifup; they cannot go with Script=", file, line, n.ID)
 	}
 	return nil
 }

@@ -91,6 +91,22 @@ Arguments=-device 'a b' "c\"d" e\ f
 	}
 }
 
+// TestParseHostBridgeKeys: a [NIC]'s VLAN and port flags go to qemu-ifup
+// through the tap's settings.
+func TestParseHostBridgeKeys(t *testing.T) {
+	vm, err := Parse("t.conf", []byte("[NIC]\nID=a\nBridge=ovsbr0\nVLAN=10\nTrunks=20 30\n[NIC]\nID=b\nIsolated=yes\nLearning=no\nUnicastFlood=no\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]ifconf.Settings{
+		"a": settings(t, "Bridge=ovsbr0", "VLAN=10", "Trunks=20,30"),
+		"b": settings(t, "Isolated=yes", "Learning=no", "UnicastFlood=no"),
+	}
+	if diff := cmp.Diff(want, vm.TapSettings()); diff != "" {
+		t.Errorf("TapSettings (-want +got):\n%s", diff)
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"[VM]\nNmae=rt\n", "vm.conf:2: unknown key Nmae= in [VM]"},
@@ -102,7 +118,10 @@ func TestParseErrors(t *testing.T) {
 		{"[VM]\n[VM]\n", "vm.conf:2: second [VM] section"},
 		{"[Network]\n", "vm.conf:1: unknown section [Network]"},
 		{"[Drive]\nFormat=raw\n", "vm.conf:1: [Drive] without File="},
-		{"[NIC]\nBridge=br0\nScript=/x\n", "vm.conf:1: [NIC] net0: Bridge=, MTU= and HostMAC= are for qemu-launch's qemu-ifup"},
+		{"[NIC]\nBridge=br0\nScript=/x\n", "vm.conf:1: [NIC] net0: Bridge=, MTU=, HostMAC=, VLAN=, Trunks=, Isolated=, Learning= and UnicastFlood= are for qemu-launch's qemu-ifup"},
+		{"[NIC]\nIsolated=yes\nScript=/x\n", "vm.conf:1: [NIC] net0: Bridge=, MTU=, HostMAC="},
+		{"[NIC]\nVLAN=5000\n", `vm.conf:2: VLAN: "5000" is not a VLAN ID from 1 to 4094`},
+		{"[NIC]\nGuestMAC=52:54:00:12:34:56\n", "vm.conf:2: unknown key GuestMAC= in [NIC]"},
 		{"[NIC]\nBridge=a-very-long-bridge\n", "vm.conf:2: Bridge: invalid interface name"},
 		{"[NIC]\nMACAddress=52:54:00\n", "vm.conf:2: MACAddress:"},
 		{"[NIC]\nHostMAC=low\n", `vm.conf:2: HostMAC: MAC policy "low" is neither high nor keep`},

@@ -35,6 +35,16 @@ func startPeer(t *testing.T, ns *nstest.NS, g guest.Files, env []string, p peer,
 	return startVM(t, ns, env, args...)
 }
 
+// launchPeer boots a guest on p's tap through qemu-launch, which wires the
+// helpers and records the VM's name and the guest's MAC for qemu-ifup.
+func launchPeer(t *testing.T, ns *nstest.NS, g guest.Files, env []string, name string, p peer, c guest.Config) *vm {
+	t.Helper()
+	c.Addrs = []string{p.addr + "/24"}
+	args := append([]string{launcher(t), "--", qemuBinary, "-name", name}, baseArgs(g, c)...)
+	args = append(args, "-device", "virtio-net-pci,netdev=n0,mac="+p.mac, "-netdev", "tap,id=n0,ifname="+p.tap)
+	return startVM(t, ns, env, args...)
+}
+
 // reported checks that the guest's reports include one starting with each
 // of want.
 func reported(t *testing.T, name string, v *vm, want ...string) {
@@ -56,8 +66,8 @@ func writeFile(t *testing.T, path, s string) {
 // TestOVSVLANs boots three guests on one Open vSwitch bridge (a private
 // ovsdb-server and ovs-vswitchd, userspace datapath, in the test's
 // namespace): A and B are access ports of VLAN 10, C of VLAN 20, set by
-// VLAN= in qemu-ifup.conf. A reaches B and not C; every port is gone from
-// the bridge after the guests stop.
+// VLAN= in qemu-ifup.conf; B runs under qemu-launch. A reaches B and not C;
+// every port is gone from the bridge after the guests stop.
 func TestOVSVLANs(t *testing.T) {
 	ns, g := setup(t)
 	sw := ns.StartOVS(t)
@@ -69,7 +79,7 @@ func TestOVSVLANs(t *testing.T) {
 
 	// B answers A's pings; C waits for pings that must never come, until
 	// the test stops it.
-	b := startPeer(t, ns, g, env, peerB, guest.Config{Gateway: "none", Ping: []string{"none"}, Answer: pings})
+	b := launchPeer(t, ns, g, env, "peer-b", peerB, guest.Config{Gateway: "none", Ping: []string{"none"}, Answer: pings})
 	c := startPeer(t, ns, g, env, peerC, guest.Config{Gateway: "none", Ping: []string{"none"}, Answer: 1,
 		Timeout: 5 * time.Minute})
 	b.ready(t)
@@ -78,6 +88,12 @@ func TestOVSVLANs(t *testing.T) {
 		if got := sw.Vsctl(t, "get", "Port", tap, "tag"); got != tag {
 			t.Errorf("OVS port %s: tag %s, want %s", tap, got, tag)
 		}
+	}
+	// B runs under qemu-launch, which knows the VM's name and the guest's
+	// MAC: OVS has them as the port's external-ids.
+	want := `{attached-mac="` + peerB.mac + `", vm-name=peer-b}`
+	if got := sw.Vsctl(t, "get", "Interface", "gb", "external-ids"); got != want {
+		t.Errorf("OVS interface gb: external-ids %s, want %s", got, want)
 	}
 	a := startPeer(t, ns, g, env, peerA, guest.Config{Gateway: "none", Ping: []string{peerB.addr, peerC.addr},
 		Timeout: 20 * time.Second})
