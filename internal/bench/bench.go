@@ -55,6 +55,7 @@ type Results struct {
 	Load     []LoadResult
 	Memory   []Program
 	RunDirFS string // the file system of the helpers' run directory
+	Version  string // qemu-ifup --version
 	Started  time.Time
 	Took     time.Duration
 }
@@ -97,6 +98,10 @@ const (
 // namespaces are removed all the same.
 func Run(ctx context.Context, cfg Config, dir string) (res *Results, err error) {
 	res = &Results{Started: time.Now(), Rounds: cfg.Rounds, Machine: ThisMachine()}
+	// The helpers say which commit they were built from.
+	if out, err := exec.Command(cfg.Ifup, "--version").Output(); err == nil {
+		res.Version = strings.TrimSpace(string(out))
+	}
 	shUp, shDown, err := writeShellPair(dir)
 	if err != nil {
 		return nil, err

@@ -30,6 +30,9 @@ func (r *Results) Markdown(w io.Writer, plot string) {
 	m := r.Machine
 	fmt.Fprintf(w, "Measured %s on %s, %d cores, kernel %s, %s, %s; helpers built with %s.\n\n",
 		r.Started.UTC().Format("2006-01-02 15:04 MST"), m.CPU, m.Cores, m.Kernel, m.OS, "as root", m.Go)
+	if r.Version != "" {
+		fmt.Fprintf(w, "Helpers: %s. ", r.Version)
+	}
 	fmt.Fprintf(w, "The helpers' run directory (their per-tap locks) was on %s.\n\n", r.RunDirFS)
 
 	fmt.Fprintf(w, "### One ifup + ifdown pair on a fresh tap\n\n")
