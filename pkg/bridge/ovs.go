@@ -2,7 +2,6 @@ package bridge
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os/exec"
@@ -267,24 +266,22 @@ func (o *OVS) AddPort(p OVSPort, move bool) error {
 //
 // Equivalent to: ovs-vsctl get Interface $port ofport error
 func (o *OVS) Applied(port string) error {
-	out, err := o.run("--format=json", "--", "--columns=ofport,error", "list", "Interface", port)
+	out, err := o.run("--", "get", "Interface", port, "ofport", "--", "get", "Interface", port, "error")
 	if err != nil {
 		return fmt.Errorf("read interface %s: %w", port, err)
 	}
-	var t struct {
-		Data [][]json.RawMessage `json:"data"`
+	v, err := getValues(out, 2)
+	if err != nil {
+		return fmt.Errorf("read interface %s: %w", port, err)
 	}
-	if err := json.Unmarshal([]byte(out), &t); err != nil || len(t.Data) != 1 || len(t.Data[0]) != 2 {
-		return fmt.Errorf("read interface %s: unexpected ovs-vsctl output %q", port, out)
-	}
-	var msg []string
-	if err := ovsdbSet(t.Data[0][1], &msg); err != nil {
+	msg, err := ovsdbString(v[1])
+	if err != nil {
 		return fmt.Errorf("read interface %s: error: %w", port, err)
 	}
-	if len(msg) == 1 && msg[0] != "" {
-		return fmt.Errorf("Open vSwitch did not open %s: %s", port, msg[0])
+	if msg != "" {
+		return fmt.Errorf("Open vSwitch did not open %s: %s", port, msg)
 	}
-	ofport, err := ovsdbInt(t.Data[0][0])
+	ofport, err := ovsdbInt(v[0])
 	if err != nil {
 		return fmt.Errorf("read interface %s: ofport: %w", port, err)
 	}
@@ -353,20 +350,27 @@ func (o *OVS) DelPort(port string) error {
 }
 
 // Port reads back the port called name: its bridge, VLAN settings, the
-// interface's mtu_request and external-ids. It returns nil, nil for a
-// port on no OVS bridge.
-func (o *OVS) Port(name string) (*OVSPort, error) {
+// interface's mtu_request and the external-ids of the keys given (others
+// are someone else's). It returns nil, nil for a port on no OVS bridge.
+//
+// Equivalent to: ovs-vsctl get Port $name tag trunks vlan_mode; ovs-vsctl
+// get Interface $name mtu_request external-ids:$key
+func (o *OVS) Port(name string, externalIDs ...string) (*OVSPort, error) {
 	br, err := o.PortBridge(name)
 	if err != nil || br == "" {
 		return nil, err
 	}
-	out, err := o.run("--format=json",
-		"--", "--columns=tag,trunks,vlan_mode", "list", "Port", name,
-		"--", "--columns=mtu_request,external_ids", "list", "Interface", name)
+	// One value per line, in OVSDB's syntax, parsed without a JSON
+	// decoder: the helpers link only what they use.
+	args := []string{"--", "get", "Port", name, "tag", "trunks", "vlan_mode", "--", "get", "Interface", name, "mtu_request"}
+	for _, k := range externalIDs {
+		args = append(args, "--", "--if-exists", "get", "Interface", name, "external-ids:"+k)
+	}
+	out, err := o.run(args...)
 	if err != nil {
 		return nil, fmt.Errorf("read port %s of %s: %w", name, br, err)
 	}
-	p, err := parsePort([]byte(out))
+	p, err := parsePort(out, externalIDs)
 	if err != nil {
 		return nil, fmt.Errorf("read port %s of %s: %w", name, br, err)
 	}
@@ -374,97 +378,106 @@ func (o *OVS) Port(name string) (*OVSPort, error) {
 	return p, nil
 }
 
-// parsePort parses the two tables of Port's listing in ovs-vsctl's json
-// format (Port's tag, trunks, vlan_mode; Interface's mtu_request,
-// external_ids), whose cells are in OVSDB's notation: an atom, a
-// ["set",[...]] (a set of one prints as its atom) or a ["map",[[k,v]...]].
-func parsePort(out []byte) (*OVSPort, error) {
-	type table struct {
-		Data [][]json.RawMessage `json:"data"`
-	}
-	dec := json.NewDecoder(bytes.NewReader(out))
-	var port, iface table
-	if err := dec.Decode(&port); err != nil {
-		return nil, fmt.Errorf("parse ovs-vsctl output: %w", err)
-	}
-	if err := dec.Decode(&iface); err != nil {
-		return nil, fmt.Errorf("parse ovs-vsctl output: %w", err)
-	}
-	if len(port.Data) != 1 || len(port.Data[0]) != 3 || len(iface.Data) != 1 || len(iface.Data[0]) != 2 {
-		return nil, fmt.Errorf("unexpected ovs-vsctl output %q", out)
+// parsePort parses Port's output: tag, trunks, vlan_mode, mtu_request,
+// then one line per external-id key ("" for a key not set).
+func parsePort(out string, keys []string) (*OVSPort, error) {
+	v, err := getValues(out, 4+len(keys))
+	if err != nil {
+		return nil, err
 	}
 	p := &OVSPort{}
-	var err error
-	if p.Tag, err = ovsdbInt(port.Data[0][0]); err != nil {
+	if p.Tag, err = ovsdbInt(v[0]); err != nil {
 		return nil, fmt.Errorf("tag: %w", err)
 	}
-	if p.Trunks, err = ovsdbIntSet(port.Data[0][1]); err != nil {
+	if p.Trunks, err = ovsdbInts(v[1]); err != nil {
 		return nil, fmt.Errorf("trunks: %w", err)
 	}
-	if len(p.Trunks) == 0 {
-		p.Trunks = nil
-	}
 	slices.Sort(p.Trunks)
-	var mode []string
-	if err := ovsdbSet(port.Data[0][2], &mode); err != nil {
+	mode, err := ovsdbString(v[2])
+	if err != nil {
 		return nil, fmt.Errorf("vlan_mode: %w", err)
 	}
-	if len(mode) == 1 {
-		p.VLANMode = VLANMode(mode[0])
-	}
-	if p.MTU, err = ovsdbInt(iface.Data[0][0]); err != nil {
+	p.VLANMode = VLANMode(mode)
+	if p.MTU, err = ovsdbInt(v[3]); err != nil {
 		return nil, fmt.Errorf("mtu_request: %w", err)
 	}
-	var raw []json.RawMessage
-	var tag string
-	var pairs [][2]string
-	if json.Unmarshal(iface.Data[0][1], &raw) != nil || len(raw) != 2 ||
-		json.Unmarshal(raw[0], &tag) != nil || tag != "map" || json.Unmarshal(raw[1], &pairs) != nil {
-		return nil, fmt.Errorf("external_ids: not a map: %s", iface.Data[0][1])
-	}
-	for _, kv := range pairs {
+	for i, k := range keys {
+		if v[4+i] == "" {
+			continue
+		}
+		val, err := ovsdbString(v[4+i])
+		if err != nil {
+			return nil, fmt.Errorf("external-ids:%s: %w", k, err)
+		}
 		if p.ExternalIDs == nil {
 			p.ExternalIDs = map[string]string{}
 		}
-		p.ExternalIDs[kv[0]] = kv[1]
+		p.ExternalIDs[k] = val
 	}
 	return p, nil
 }
 
-// ovsdbSet decodes a set column (an atom, or ["set",[atoms]]) into *out.
-func ovsdbSet[T any](raw json.RawMessage, out *[]T) error {
-	var pair []json.RawMessage
-	if json.Unmarshal(raw, &pair) == nil {
-		var tag string
-		if len(pair) != 2 || json.Unmarshal(pair[0], &tag) != nil || tag != "set" {
-			return fmt.Errorf("not a set: %s", raw)
+// getValues splits the output of n "get" commands, one line each.
+func getValues(out string, n int) ([]string, error) {
+	v := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(v) != n {
+		return nil, fmt.Errorf("unexpected ovs-vsctl output %q", out)
+	}
+	return v, nil
+}
+
+// ovsdbInts parses an integer column or set: "10", "[]", "[10, 20]".
+func ovsdbInts(s string) ([]int, error) {
+	if inner, ok := strings.CutPrefix(s, "["); ok {
+		inner, ok = strings.CutSuffix(inner, "]")
+		if !ok {
+			return nil, fmt.Errorf("unexpected value %q", s)
 		}
-		return json.Unmarshal(pair[1], out)
+		s = inner
 	}
-	var one T
-	if err := json.Unmarshal(raw, &one); err != nil {
-		return fmt.Errorf("unexpected value %s", raw)
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			return nil, fmt.Errorf("unexpected value %q", s)
+		}
+		out = append(out, n)
 	}
-	*out = []T{one}
-	return nil
+	return out, nil
 }
 
-func ovsdbIntSet(raw json.RawMessage) ([]int, error) {
-	var vs []int
-	err := ovsdbSet(raw, &vs)
-	return vs, err
-}
-
-// ovsdbInt decodes an optional integer column: 0 for an empty set.
-func ovsdbInt(raw json.RawMessage) (int, error) {
-	vs, err := ovsdbIntSet(raw)
+// ovsdbInt parses an optional integer column: 0 for an empty set.
+func ovsdbInt(s string) (int, error) {
+	vs, err := ovsdbInts(s)
 	switch {
 	case err != nil:
 		return 0, err
 	case len(vs) > 1:
-		return 0, fmt.Errorf("more than one value: %s", raw)
+		return 0, fmt.Errorf("more than one value: %q", s)
 	case len(vs) == 1:
 		return vs[0], nil
 	}
 	return 0, nil
+}
+
+// ovsdbString parses an optional string column: a bare word, a quoted
+// string with C escapes, or "[]" (empty).
+func ovsdbString(s string) (string, error) {
+	switch {
+	case s == "[]":
+		return "", nil
+	case strings.HasPrefix(s, `"`):
+		u, err := strconv.Unquote(s)
+		if err != nil {
+			return "", fmt.Errorf("unexpected value %s", s)
+		}
+		return u, nil
+	case strings.ContainsAny(s, " ,[]{}=\""):
+		return "", fmt.Errorf("unexpected value %q", s)
+	}
+	return s, nil
 }

@@ -31,7 +31,7 @@ func TestIntegrationOVSPort(t *testing.T) {
 	if br, err := o.PortBridge("t0"); err != nil || br != "" {
 		t.Fatalf("PortBridge(t0) before = %q, %v, want \"\"", br, err)
 	}
-	if p, err := o.Port("t0"); err != nil || p != nil {
+	if p, err := o.Port("t0", "vm-id", "attached-mac"); err != nil || p != nil {
 		t.Fatalf("Port(t0) before = %+v, %v, want nil", p, err)
 	}
 
@@ -56,7 +56,7 @@ func TestIntegrationOVSPort(t *testing.T) {
 		if err := o.Applied("t0"); err != nil {
 			t.Errorf("%s: %v", s.name, err)
 		}
-		got, err := o.Port("t0")
+		got, err := o.Port("t0", "vm-id", "attached-mac")
 		if err != nil {
 			t.Fatalf("%s: %v", s.name, err)
 		}

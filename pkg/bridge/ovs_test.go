@@ -74,43 +74,30 @@ func TestOVSPortValidate(t *testing.T) {
 }
 
 func TestParsePort(t *testing.T) {
+	keys := []string{"vm-name", "attached-mac"}
 	tests := []struct {
 		name    string
 		out     string
 		want    *OVSPort
 		wantErr bool
 	}{
+		{name: "everything empty", out: "[]\n[]\n[]\n[]\n\n\n", want: &OVSPort{}},
 		{
-			name: "everything empty",
-			out: `{"data":[[["set",[]],["set",[]],["set",[]]]],"headings":["tag","trunks","vlan_mode"]}
-{"data":[[["set",[]],["map",[]]]],"headings":["mtu_request","external_ids"]}`,
-			want: &OVSPort{},
+			name: "set values; a set of one prints as its atom; strings bare and quoted",
+			out:  "10\n[30, 20]\naccess\n1400\n\"web \\\"1\\\"\"\n\"52:54:00:12:34:56\"\n",
+			want: &OVSPort{Tag: 10, Trunks: []int{20, 30}, VLANMode: VLANAccess, MTU: 1400,
+				ExternalIDs: map[string]string{"vm-name": `web "1"`, "attached-mac": "52:54:00:12:34:56"}},
 		},
-		{
-			name: "sets of one print as atoms",
-			out: `{"data":[[10,20,"access"]],"headings":["tag","trunks","vlan_mode"]}
-{"data":[[1400,["map",[["vm-id","a b,c"],["x","y"]]]]],"headings":["mtu_request","external_ids"]}`,
-			want: &OVSPort{Tag: 10, Trunks: []int{20}, VLANMode: VLANAccess, MTU: 1400,
-				ExternalIDs: map[string]string{"vm-id": "a b,c", "x": "y"}},
-		},
-		{
-			name: "trunks sorted",
-			out: `{"data":[[["set",[]],["set",[30,10]],["set",[]]]],"headings":["tag","trunks","vlan_mode"]}
-{"data":[[["set",[]],["map",[]]]],"headings":["mtu_request","external_ids"]}`,
-			want: &OVSPort{Trunks: []int{10, 30}},
-		},
-		{name: "one table only", out: `{"data":[[1,2,3]]}`, wantErr: true},
-		{name: "not json", out: "tag: 10", wantErr: true},
-		{
-			name: "a map that is not",
-			out: `{"data":[[1,2,"access"]]}
-{"data":[[1,["set",[]]]]}`,
-			wantErr: true,
-		},
+		{name: "trunk of one", out: "[]\n20\ntrunk\n[]\nweb\n\n", want: &OVSPort{Trunks: []int{20}, VLANMode: VLANTrunk,
+			ExternalIDs: map[string]string{"vm-name": "web"}}},
+		{name: "a line missing", out: "10\n[]\n[]\n[]\n\n", wantErr: true},
+		{name: "not a number", out: "ten\n[]\n[]\n[]\n\n\n", wantErr: true},
+		{name: "a map where a string goes", out: "[]\n[]\n{a=b}\n[]\n\n\n", wantErr: true},
+		{name: "a bad quote", out: "[]\n[]\n[]\n[]\n\"web\n\n", wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parsePort([]byte(tt.out))
+			got, err := parsePort(tt.out, keys)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
 			}

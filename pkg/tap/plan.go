@@ -195,7 +195,7 @@ func PlanUp(c *link.Conn, name string, p Port) (*Plan, error) {
 		pl.have.master = br
 	}
 	if cur != nil && cur.Kind == bridge.OpenVSwitch {
-		if pl.have.ovs, err = p.OVS.Port(name); err != nil {
+		if pl.have.ovs, err = p.OVS.Port(name, ovsExternalIDs...); err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 	}
@@ -378,6 +378,9 @@ func ovsPort(br *bridge.Bridge, name string, mtu int, p Port) *bridge.OVSPort {
 	return op
 }
 
+// ovsExternalIDs are the keys of external-ids the helpers set.
+var ovsExternalIDs = []string{"attached-mac", "vm-name"}
+
 // sameOVS reports whether the port have is configured as want asks (keys
 // of external-ids that want does not give are someone else's).
 func sameOVS(have, want *bridge.OVSPort) bool {
@@ -529,7 +532,7 @@ func PlanDownFor(c *link.Conn, name string, p Port) (*Plan, error) {
 	pl := &Plan{Tap: name, link: l, have: stateOf(l, cur)}
 	if cur != nil && cur.Kind == bridge.OpenVSwitch {
 		// Kept to put the port back as it was should a later step fail.
-		if pl.have.ovs, err = p.OVS.Port(name); err != nil {
+		if pl.have.ovs, err = p.OVS.Port(name, ovsExternalIDs...); err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 	}
