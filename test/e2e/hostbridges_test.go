@@ -134,7 +134,13 @@ func TestIsolatedPorts(t *testing.T) {
 				writeFile(t, filepath.Join(dir, "qemu-ifup.conf"), "[Interface]\nName=ga gb\nIsolated=yes\n")
 			}
 			env := helperEnv(dir)
-			b := startPeer(t, ns, g, env, peerB, guest.Config{Ping: []string{hostAddr}, Answer: pings})
+			// B stays up until it has answered the host and, where
+			// they reach it, A's pings too.
+			answer := pings
+			if !isolated {
+				answer += pings
+			}
+			b := startPeer(t, ns, g, env, peerB, guest.Config{Ping: []string{hostAddr}, Answer: answer})
 			b.ready(t)
 			a := startPeer(t, ns, g, env, peerA, guest.Config{Ping: []string{hostAddr, peerB.addr}, Answer: pings,
 				Timeout: 20 * time.Second})
