@@ -302,10 +302,8 @@ func currentBridge(c *link.Conn, l *link.Link, br *bridge.Bridge, o *bridge.OVS)
 	switch {
 	case l.MasterIndex == br.Index && br.Kind == bridge.Linux:
 		return br, nil
-	case o != nil && l.MasterIndex != 0 && bridge.IsOVSMaster(c, l):
-		return bridge.OVSBridgeOf(c, o, l)
 	case l.MasterIndex != 0:
-		return bridge.Of(c, l)
+		return masterOf(c, l, o)
 	case br.Kind == bridge.OpenVSwitch:
 		return bridge.OVSBridgeOf(c, o, l)
 	}
@@ -519,12 +517,10 @@ func PlanDownFor(c *link.Conn, name string, p Port) (*Plan, error) {
 		return nil, err
 	}
 	var cur *bridge.Bridge
-	switch {
-	case p.OVS != nil && l.MasterIndex != 0 && bridge.IsOVSMaster(c, l),
-		p.OVS != nil && l.MasterIndex == 0 && mayBeOVS(c, p.Bridge):
+	if p.OVS != nil && l.MasterIndex == 0 && mayBeOVS(c, p.Bridge) {
 		cur, err = bridge.OVSBridgeOf(c, p.OVS, l)
-	default:
-		cur, err = bridge.Of(c, l)
+	} else {
+		cur, err = masterOf(c, l, p.OVS)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
@@ -547,6 +543,17 @@ func PlanDownFor(c *link.Conn, name string, p Port) (*Plan, error) {
 		pl.add(OpDetach, bridgeName(cur), "")
 	}
 	return pl, nil
+}
+
+// masterOf is the bridge of a tap with a kernel master: a Linux bridge,
+// or, with o, the OVS bridge of a port whose master is a kernel datapath's
+// ovs-system (asked only then, so a Linux port costs one lookup).
+func masterOf(c *link.Conn, l *link.Link, o *bridge.OVS) (*bridge.Bridge, error) {
+	b, err := bridge.Of(c, l)
+	if errors.Is(err, bridge.ErrNotBridge) && o != nil && bridge.IsOVSMaster(c, l) {
+		return bridge.OVSBridgeOf(c, o, l)
+	}
+	return b, err
 }
 
 // mayBeOVS reports whether the interface called name could be an Open
