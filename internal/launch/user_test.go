@@ -2,6 +2,8 @@ package launch
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -71,6 +73,33 @@ func TestMemLockOn(t *testing.T) {
 	} {
 		if got := memLockOn(strings.Fields(args)); got != want {
 			t.Errorf("memLockOn(%s) = %v, want %v", args, got, want)
+		}
+	}
+}
+
+// TestParseUser: --user on the command line; User= in a VM file, which
+// --user overrides.
+func TestParseUser(t *testing.T) {
+	vm := filepath.Join(t.TempDir(), "vm.conf")
+	if err := os.WriteFile(vm, []byte("[VM]\nName=vm1\nUser=nobody\nMemory=256M\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--user", "qemu", "qemu-system-x86_64"}, "qemu"},
+		{[]string{"qemu-system-x86_64"}, ""},
+		{[]string{"--config", vm}, "nobody"},
+		{[]string{"--user", "1000", "--config", vm}, "1000"},
+	} {
+		c, _ := testConfig()
+		if done, err := Parse(tt.args, c); err != nil || done {
+			t.Errorf("Parse(%q) = %v, %v", tt.args, done, err)
+			continue
+		}
+		if c.User != tt.want {
+			t.Errorf("Parse(%q): User %q, want %q", tt.args, c.User, tt.want)
 		}
 	}
 }
