@@ -181,7 +181,7 @@ func PlanUp(c *link.Conn, name string, p Port) (*Plan, error) {
 	if err := checkKind(br, p); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	cur, err := currentBridge(c, l, br, p.OVS)
+	cur, err := currentBridge(c, l, br, p)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -296,16 +296,24 @@ var flagKeys = [...]string{
 
 // currentBridge is the bridge the tap is a port of, nil for none: its
 // kernel master, or the Open vSwitch bridge OVS names for it when the
-// master is ovs-system (kernel datapath) or, for a tap without master
-// that is to join an OVS bridge, when OVS has it (userspace datapath).
-func currentBridge(c *link.Conn, l *link.Link, br *bridge.Bridge, o *bridge.OVS) (*bridge.Bridge, error) {
+// master is ovs-system (kernel datapath) or, for a tap without master,
+// when OVS has it (userspace datapath). A tap without master that is to
+// join a Linux bridge is asked about only with AllowMove (asking costs a
+// process), and then an Open vSwitch that cannot be asked has no port.
+func currentBridge(c *link.Conn, l *link.Link, br *bridge.Bridge, p Port) (*bridge.Bridge, error) {
 	switch {
 	case l.MasterIndex == br.Index && br.Kind == bridge.Linux:
 		return br, nil
 	case l.MasterIndex != 0:
-		return masterOf(c, l, o)
+		return masterOf(c, l, p.OVS)
 	case br.Kind == bridge.OpenVSwitch:
-		return bridge.OVSBridgeOf(c, o, l)
+		return bridge.OVSBridgeOf(c, p.OVS, l)
+	case p.AllowMove && p.OVS != nil:
+		b, err := bridge.OVSBridgeOf(c, p.OVS, l)
+		if errors.Is(err, bridge.ErrOVSUnavailable) {
+			return nil, nil
+		}
+		return b, err
 	}
 	return nil, nil
 }

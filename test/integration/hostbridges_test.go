@@ -283,3 +283,87 @@ func staticEntry(t *testing.T, e *env, tap, mac string) bool {
 	}
 	return false
 }
+
+// TestOVSMoves moves a tap, with AllowMove=yes, from a Linux bridge to an
+// OVS bridge, to another OVS bridge and back to the Linux bridge, and
+// refuses each move without it.
+func TestOVSMoves(t *testing.T) {
+	e, sw := ovsEnv(t)
+	sw.AddBridge(t, "ovsbr1")
+	e.ns.AddBridge(t, "virbr0", 0)
+	e.ns.AddTap(t, "tap0")
+	if r := e.run("qemu-ifup", "tap0"); r.code != 0 {
+		t.Fatalf("qemu-ifup onto virbr0: %v", r)
+	}
+	steps := []struct {
+		bridge string
+		want   []string // the lines after the MTU's
+		master string   // the kernel's
+		ovs    string   // OVS's
+		// refused: without AllowMove the move is refused. A tap of a
+		// userspace datapath has no kernel master, and OVS is asked
+		// about a tap joining a Linux bridge only with AllowMove.
+		refused bool
+	}{
+		{"ovsbr0", []string{"detach from virbr0", "attach to Open vSwitch bridge ovsbr0 (bridge from " + e.config + ":3)"}, "", "ovsbr0", true},
+		{"ovsbr1", []string{"move from Open vSwitch bridge ovsbr0 to Open vSwitch bridge ovsbr1 (bridge from " + e.config + ":3)"}, "", "ovsbr1", true},
+		{"virbr0", []string{"detach from Open vSwitch bridge ovsbr1", "attach to virbr0 (bridge from " + e.config + ":3)"}, "virbr0", "", false},
+	}
+	for _, s := range steps {
+		before := e.port("tap0")
+		if s.refused {
+			e.writeConfig("[Interface]\nName=tap0\nBridge=" + s.bridge + "\n")
+			r := e.run("qemu-ifup", "tap0")
+			if r.code != 1 || !strings.Contains(r.stderr, "(AllowMove=yes in the config moves it)") {
+				t.Errorf("qemu-ifup onto %s without AllowMove: %v", s.bridge, r)
+			}
+			if after := e.port("tap0"); after != before {
+				t.Errorf("a refused move changed tap0: %+v -> %+v", before, after)
+			}
+		}
+		e.writeConfig("[Interface]\nName=tap0\nBridge=" + s.bridge + "\nAllowMove=yes\n")
+		r := e.run("qemu-ifup", "tap0")
+		var got []string
+		for _, l := range lines(r.stderr) {
+			if !strings.Contains(l, ": mtu ") {
+				got = append(got, strings.TrimPrefix(l, "qemu-ifup: tap0: "))
+			}
+		}
+		if diff := cmp.Diff(s.want, got); r.code != 0 || diff != "" {
+			t.Errorf("qemu-ifup onto %s: %v; (-want +got):\n%s", s.bridge, r, diff)
+		}
+		if p := e.port("tap0"); p.Master != s.master {
+			t.Errorf("onto %s: kernel master %q, want %q", s.bridge, p.Master, s.master)
+		}
+		if got := getOVSPort(t, sw, "tap0").Bridge; got != s.ovs {
+			t.Errorf("onto %s: OVS bridge %q, want %q", s.bridge, got, s.ovs)
+		}
+	}
+}
+
+// TestOVSDownGoneTap: a tap QEMU already removed is still taken out of
+// OVS, which keeps ports whose device vanished.
+func TestOVSDownGoneTap(t *testing.T) {
+	e, sw := ovsEnv(t)
+	e.writeConfig("[Interface]\nName=tap0\nBridge=ovsbr0\n")
+	e.ns.AddTap(t, "tap0")
+	if r := e.run("qemu-ifup", "tap0"); r.code != 0 {
+		t.Fatalf("qemu-ifup: %v", r)
+	}
+	if err := e.ns.Handle.LinkDel(e.ns.Link(t, "tap0")); err != nil {
+		t.Fatal(err)
+	}
+	if got := getOVSPort(t, sw, "tap0").Bridge; got != "ovsbr0" {
+		t.Fatalf("OVS dropped the port of a removed tap by itself (%q): nothing to test", got)
+	}
+	r := e.run("qemu-ifdown", "tap0")
+	if r.code != 0 || r.stderr != "qemu-ifdown: tap0: detach from Open vSwitch bridge ovsbr0\n" {
+		t.Errorf("qemu-ifdown of a removed tap: %v", r)
+	}
+	if got := getOVSPort(t, sw, "tap0"); got != (ovsPort{}) {
+		t.Errorf("OVS still has tap0: %+v", got)
+	}
+	if r := e.run("qemu-ifdown", "tap0"); r.code != 0 || r.stderr != "qemu-ifdown: tap0: already gone, nothing to do\n" {
+		t.Errorf("second qemu-ifdown: %v", r)
+	}
+}
