@@ -77,9 +77,10 @@ func (p *Plan) Run(ctx context.Context) (int, error) {
 	defer signal.Stop(r.sigs)
 	if f, ok := p.cfg.Stdin.(*os.File); ok && isTerminal(f) {
 		// QEMU, in a process group of its own, is in the terminal's
-		// background: ignored (as QEMU inherits it), SIGTTOU lets it
-		// set up and write its console rather than stop; its reads
-		// fail rather than stop it. Keys go to the launcher.
+		// background unless it reads the terminal (see start): ignored
+		// (as QEMU inherits it), SIGTTOU lets it write its output rather
+		// than stop, and lets the launcher, then in the background,
+		// hand the terminal over and take it back.
 		signal.Ignore(unix.SIGTTOU, unix.SIGTTIN)
 	}
 

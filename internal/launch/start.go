@@ -55,6 +55,15 @@ func (r *run) start() error {
 	// terminal's Ctrl-C and hang-up reach the launcher alone, which
 	// shuts the guest down in stages, rather than kill QEMU at once.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
+	// A QEMU whose console or monitor is the terminal (the seed's
+	// -nographic) must read it: its group becomes the foreground job,
+	// set in the child before exec so no early read fails. Keys, Ctrl-C
+	// too, then go to the guest (QEMU makes the terminal raw).
+	tty := r.consoleTerminal()
+	if tty != nil {
+		cmd.SysProcAttr.Foreground = true
+		cmd.SysProcAttr.Ctty = int(tty.Fd())
+	}
 	if r.User != nil {
 		if err := r.asUser(cmd); err != nil {
 			conn.Close()
@@ -70,6 +79,9 @@ func (r *run) start() error {
 	r.logf("started QEMU, pid %d", cmd.Process.Pid)
 	go func() {
 		cmd.Wait() // its error says no more than cmd.ProcessState
+		if tty != nil {
+			takeTerminal(tty)
+		}
 		close(r.exited)
 	}()
 	r.qmpConn = conn
@@ -98,4 +110,21 @@ func startWithin(cmd *exec.Cmd, cpus cpuset.Set) error {
 		return errors.Join(err, fmt.Errorf("restoring this thread's affinity: %w", rerr))
 	}
 	return err
+}
+
+// consoleTerminal returns the terminal QEMU should read as the foreground
+// job, or nil: QEMU reads its standard input and that is a terminal.
+func (r *run) consoleTerminal() *os.File {
+	f, ok := r.cfg.Stdin.(*os.File)
+	if !ok || !r.ReadsTerminal || !isTerminal(f) {
+		return nil
+	}
+	return f
+}
+
+// takeTerminal makes the launcher's process group the terminal's
+// foreground job again once QEMU has exited, as a shell does for its jobs;
+// SIGTTOU, which this would raise in the background, is ignored (see Run).
+func takeTerminal(tty *os.File) {
+	unix.IoctlSetPointerInt(int(tty.Fd()), unix.TIOCSPGRP, unix.Getpgrp())
 }

@@ -101,6 +101,9 @@ type Result struct {
 	Memory int64
 	// IOThreads are the ids of the -object iothread the command creates.
 	IOThreads []string
+	// ReadsTerminal: QEMU reads its standard input (a console or monitor
+	// on stdio), so on a terminal it must be the foreground job.
+	ReadsTerminal bool
 }
 
 // noArg lists the QEMU options that take no argument (HAS_ARG 0 in
@@ -196,6 +199,7 @@ func Rewrite(args []string, o Options) (*Result, error) {
 	}
 	r.res.Args = out
 	r.res.LocksMemory, r.res.Memory, r.res.IOThreads = locksMemory(out), memorySize(out), ioThreads(out)
+	r.res.ReadsTerminal = readsTerminal(out)
 	return &r.res, nil
 }
 

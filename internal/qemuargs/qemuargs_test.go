@@ -46,7 +46,7 @@ func TestRewrite(t *testing.T) {
 					"-device", "e1000,netdev=vm0,mac=" + GuestMAC("rt", "vm0").String(),
 					"-netdev", "tap,id=vm0,script=/etc/qemu-ifup,downscript=/etc/qemu-ifdown",
 					"-S"}, qmp...),
-				Name: "rt", VCPUs: 2, MemLock: "on", AddedS: true, LocksMemory: true, Memory: 512 << 20,
+				Name: "rt", VCPUs: 2, MemLock: "on", AddedS: true, LocksMemory: true, Memory: 512 << 20, ReadsTerminal: true,
 				Pins: []Pin{{VCPU: 0, CPUs: cpuset.Of(2)}, {VCPU: 1, CPUs: cpuset.Of(3), Prio: 80}},
 			},
 		},
@@ -54,7 +54,7 @@ func TestRewrite(t *testing.T) {
 			name: "seed on a QEMU with -realtime and -vcpu",
 			args: seed,
 			opt:  Options{Caps: func() (Caps, error) { return Caps{Realtime: true, VCPU: true}, nil }},
-			want: Result{Args: append(withMAC(seed, "e1000,netdev=vm0", GuestMAC("rt", "vm0").String()), qmp...), Name: "rt", VCPUs: 2, LocksMemory: true, Memory: 512 << 20},
+			want: Result{Args: append(withMAC(seed, "e1000,netdev=vm0", GuestMAC("rt", "vm0").String()), qmp...), Name: "rt", VCPUs: 2, LocksMemory: true, Memory: 512 << 20, ReadsTerminal: true},
 		},
 		{
 			name: "thread placement pauses the guest and lists the I/O threads",
@@ -373,6 +373,31 @@ func TestMemoryReaders(t *testing.T) {
 		}
 		if got := memorySize(tt.args); got != tt.size {
 			t.Errorf("memorySize(%q) = %d, want %d", tt.args, got, tt.size)
+		}
+	}
+}
+
+func TestReadsTerminal(t *testing.T) {
+	tests := []struct {
+		args []string
+		want bool
+	}{
+		{nil, false},
+		{[]string{"-display", "none", "-nodefaults"}, false},
+		{[]string{"-nographic"}, true},
+		{[]string{"--nographic", "-m", "512"}, true},
+		{[]string{"-serial", "stdio", "-display", "none"}, true},
+		{[]string{"-serial", "file:/tmp/x", "-monitor", "stdio"}, true},
+		{[]string{"-chardev", "stdio,id=c0,signal=off"}, true},
+		{[]string{"-chardev", "socket,id=c0,path=/tmp/stdio"}, false},
+		{[]string{"-display", "curses"}, true},
+		{[]string{"-curses"}, true},
+		{[]string{"-name", "stdio"}, false},                 // a value, not a console
+		{[]string{"-append", "-nographic", "-m", "1"}, false}, // -nographic as -append's value
+	}
+	for _, tt := range tests {
+		if got := readsTerminal(tt.args); got != tt.want {
+			t.Errorf("readsTerminal(%q) = %v, want %v", tt.args, got, tt.want)
 		}
 	}
 }

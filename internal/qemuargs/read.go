@@ -117,3 +117,30 @@ func ioThreads(args []string) []string {
 	}, "object")
 	return ids
 }
+
+// readsTerminal reports whether QEMU talks to its standard input: a
+// console or monitor on stdio (-nographic's default serial and monitor,
+// -serial/-monitor/-qmp/-parallel/-chardev stdio) or a curses display.
+func readsTerminal(args []string) bool {
+	for i := 0; i < len(args); i++ {
+		switch n := optName(args[i]); {
+		case n == "nographic" || n == "curses":
+			return true
+		case n != "" && !noArg[n]:
+			i++ // its value, which may look like an option
+		}
+	}
+	reads := false
+	values(args, func(name, val string) {
+		switch name {
+		case "display":
+			reads = reads || strings.HasPrefix(val, "curses")
+		case "chardev":
+			// -chardev BACKEND,id=...: the backend is the implied key.
+			reads = reads || strings.HasPrefix(val, "stdio,") || val == "stdio"
+		default:
+			reads = reads || val == "stdio" || strings.HasPrefix(val, "stdio,")
+		}
+	}, "display", "chardev", "serial", "monitor", "qmp", "qmp-pretty", "parallel", "debugcon")
+	return reads
+}
