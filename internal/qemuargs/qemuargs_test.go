@@ -392,7 +392,7 @@ func TestReadsTerminal(t *testing.T) {
 		{[]string{"-chardev", "socket,id=c0,path=/tmp/stdio"}, false},
 		{[]string{"-display", "curses"}, true},
 		{[]string{"-curses"}, true},
-		{[]string{"-name", "stdio"}, false},                 // a value, not a console
+		{[]string{"-name", "stdio"}, false},                   // a value, not a console
 		{[]string{"-append", "-nographic", "-m", "1"}, false}, // -nographic as -append's value
 	}
 	for _, tt := range tests {
