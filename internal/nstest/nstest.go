@@ -5,9 +5,11 @@ package nstest
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -210,16 +212,30 @@ func (n *NS) AddTap(t testing.TB, name string) netlink.Link {
 			return err
 		}
 		defer h.Close()
-		return h.LinkAdd(&netlink.Tuntap{
+		tap := &netlink.Tuntap{
 			LinkAttrs: netlink.LinkAttrs{Name: name},
 			Mode:      netlink.TUNTAP_MODE_TAP,
 			Flags:     netlink.TUNTAP_NO_PI | netlink.TUNTAP_ONE_QUEUE,
-		})
+		}
+		if err := h.LinkAdd(tap); err != nil {
+			return err
+		}
+		// The kernel's random MAC starts with 0xfe one time in 64, and
+		// then ifup has no MAC to change: tests that expect the change
+		// would fail by chance. Netlink ignores a MAC given at creation.
+		return h.LinkSetHardwareAddr(tap, TapMAC(name))
 	})
 	if err != nil {
 		t.Fatalf("add tap %s: %v", name, err)
 	}
 	return n.Link(t, name)
+}
+
+// TapMAC is the MAC AddTap gives the tap called name: locally
+// administered, never starting with 0xfe, distinct for distinct names.
+func TapMAC(name string) net.HardwareAddr {
+	sum := sha256.Sum256([]byte(name))
+	return net.HardwareAddr{0x02, sum[0], sum[1], sum[2], sum[3], sum[4]}
 }
 
 // Link looks up an interface in the namespace.
