@@ -360,6 +360,12 @@ func (o *OVS) Port(name string, externalIDs ...string) (*OVSPort, error) {
 	if err != nil || br == "" {
 		return nil, err
 	}
+	return o.PortOn(br, name, externalIDs...)
+}
+
+// PortOn is Port for a port known to be on the bridge br (as
+// OVSBridgeOf found it), without asking again.
+func (o *OVS) PortOn(br, name string, externalIDs ...string) (*OVSPort, error) {
 	// One value per line, in OVSDB's syntax, parsed without a JSON
 	// decoder: the helpers link only what they use.
 	args := []string{"--", "get", "Port", name, "tag", "trunks", "vlan_mode", "--", "get", "Interface", name, "mtu_request"}

@@ -195,7 +195,7 @@ func PlanUp(c *link.Conn, name string, p Port) (*Plan, error) {
 		pl.have.master = br
 	}
 	if cur != nil && cur.Kind == bridge.OpenVSwitch {
-		if pl.have.ovs, err = p.OVS.Port(name, ovsExternalIDs...); err != nil {
+		if pl.have.ovs, err = p.OVS.PortOn(cur.Name, name, ovsExternalIDs...); err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 	}
@@ -533,13 +533,8 @@ func PlanDownFor(c *link.Conn, name string, p Port) (*Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
+	// The detach is the last step: no OVS settings to put back.
 	pl := &Plan{Tap: name, link: l, have: stateOf(l, cur)}
-	if cur != nil && cur.Kind == bridge.OpenVSwitch {
-		// Kept to put the port back as it was should a later step fail.
-		if pl.have.ovs, err = p.OVS.Port(name, ovsExternalIDs...); err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
-		}
-	}
 	pl.want = pl.have
 	if pl.have.promisc && p.Promisc {
 		pl.want.promisc = false
