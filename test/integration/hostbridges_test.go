@@ -164,7 +164,11 @@ func TestOVSRollback(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		script := "#!/bin/sh\n" + real + " \"$@\"\nrc=$?\ncase \"$*\" in *add-port*) kill " + sw.DBPid() + "; sleep 1 ;; esac\nexit $rc\n"
+		// ovsdb-server removes its socket as it exits: wait for that
+		// (at most 30 s) before the helper goes on.
+		sock := strings.TrimPrefix(sw.DB, "unix:")
+		script := "#!/bin/sh\n" + real + " \"$@\"\nrc=$?\ncase \"$*\" in *add-port*)\n" +
+			"  kill " + sw.DBPid() + "\n  n=0; while [ -e " + sock + " ] && [ $n -lt 600 ]; do sleep 0.05; n=$((n+1)); done ;;\nesac\nexit $rc\n"
 		if err := os.WriteFile(filepath.Join(dir, "ovs-vsctl"), []byte(script), 0o755); err != nil {
 			t.Fatal(err)
 		}
