@@ -27,6 +27,11 @@ func Find(c *link.Conn, o *OVS, name string) (*Bridge, error) {
 	}
 	ok, err := o.IsOVSBridge(name)
 	switch {
+	case err != nil && l.Kind == "tun" && errors.Is(err, ErrOVSUnavailable):
+		// A tap is an OVS bridge only for a running userspace datapath;
+		// most are not bridges at all: say both, OVS's failure first.
+		_, nerr := fromLink(l)
+		return nil, fmt.Errorf("%w; without it, %w", err, nerr)
 	case err != nil:
 		return nil, err
 	case !ok:
