@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/ifconf"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/nstest"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/qemuargs"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/cpuset"
 )
@@ -145,7 +146,7 @@ func TestDryRunSeed(t *testing.T) {
 			"-device e1000,netdev=vm0,mac=" + qemuargs.GuestMAC("rt", "vm0").String() + " -netdev tap,id=vm0,script=/h/qemu-ifup,downscript=/h/qemu-ifdown,ifname=rt-vm0 " +
 			"-chardev socket,id=qemu-launch-qmp,fd=3 -mon chardev=qemu-launch-qmp,mode=control",
 		"start QEMU with every thread on CPUs 0-1",
-		"write /run/t/rt-vm0.conf for qemu-ifup (netdev vm0): Bridge=br0 GuestMAC=" + qemuargs.GuestMAC("rt", "vm0").String() + " VMName=rt",
+		"write " + filepath.Join(nstest.OwnRunDir(t, "/run/t"), "rt-vm0.conf") + " for qemu-ifup (netdev vm0): Bridge=br0 GuestMAC=" + qemuargs.GuestMAC("rt", "vm0").String() + " VMName=rt",
 		"on SIGTERM, SIGINT or SIGHUP: QMP system_powerdown, SIGTERM after 1m0s, SIGKILL 10s later",
 		"after QEMU exits: run /h/qemu-ifdown rt-vm0 if its record is still there",
 	}

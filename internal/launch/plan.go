@@ -13,6 +13,7 @@ import (
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/ifconf"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/qemuargs"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/rundir"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/sched"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/shellwords"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/cpuset"
@@ -179,9 +180,14 @@ func (p *Plan) Actions() []string {
 		a = append(a, fmt.Sprintf("start QEMU with every thread on CPUs %s", p.CPUs))
 	}
 	a = append(a, p.userActions()...)
+	// Records go to this network namespace's directory (package rundir).
+	dir := filepath.Join(p.RunDir, "net-*")
+	if id, err := rundir.NetnsID(); err == nil {
+		dir = filepath.Join(p.RunDir, rundir.NetnsDir(id))
+	}
 	for _, t := range p.Taps {
 		a = append(a, fmt.Sprintf("write %s for qemu-ifup (netdev %s): %s",
-			filepath.Join(p.RunDir, t.Ifname+".conf"), t.ID, describeSettings(t.Settings)))
+			filepath.Join(dir, t.Ifname+".conf"), t.ID, describeSettings(t.Settings)))
 	}
 	for _, pin := range p.Pins {
 		where := "its CPUs unchanged"

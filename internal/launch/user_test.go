@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/nstest"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/qemuargs"
 )
 
@@ -32,7 +33,7 @@ func TestDryRunAsUser(t *testing.T) {
 		"start QEMU as user " + acct.String() + ", with no capabilities",
 		"raise the memory-lock limit to unlimited for QEMU, which locks its memory",
 		"create tap rt-vm0, run /h/qemu-ifup on it, and pass it to QEMU as fd 4 (netdev vm0)",
-		"write /run/t/rt-vm0.conf for qemu-ifup (netdev vm0): GuestMAC=" + qemuargs.GuestMAC("rt", "vm0").String() + " VMName=rt",
+		"write " + filepath.Join(nstest.OwnRunDir(t, "/run/t"), "rt-vm0.conf") + " for qemu-ifup (netdev vm0): GuestMAC=" + qemuargs.GuestMAC("rt", "vm0").String() + " VMName=rt",
 		"on SIGTERM, SIGINT or SIGHUP: QMP system_powerdown, SIGTERM after 1m0s, SIGKILL 10s later",
 		"after QEMU exits: run /h/qemu-ifdown rt-vm0 if its record is still there",
 	}

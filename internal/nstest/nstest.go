@@ -153,6 +153,18 @@ func (n *NS) RunDir(t testing.TB, base string) string {
 	return filepath.Join(base, rundir.NetnsDir(id))
 }
 
+// OwnRunDir is the run directory under base of the test process's own
+// network namespace, where a launcher started outside any NS keeps its
+// records.
+func OwnRunDir(t testing.TB, base string) string {
+	t.Helper()
+	id, err := rundir.NetnsID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(base, rundir.NetnsDir(id))
+}
+
 // Start starts cmd inside the namespace; the child inherits the namespace
 // of the thread that forks it.
 func (n *NS) Start(cmd *exec.Cmd) error {

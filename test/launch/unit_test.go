@@ -86,7 +86,7 @@ func TestExampleDryRun(t *testing.T) {
 			"-device virtio-rng-pci -rtc base=utc,clock=host -S " +
 			"-chardev socket,id=qemu-launch-qmp,fd=3 -mon chardev=qemu-launch-qmp,mode=control",
 		"start QEMU with every thread on CPUs 0-1",
-		"write /run/t/rt-vm0.conf for qemu-ifup (netdev vm0): Bridge=br0 GuestMAC=" + qemuargs.GuestMAC("rt", "vm0").String() + " VMName=rt",
+		"write " + filepath.Join(nstest.OwnRunDir(t, "/run/t"), "rt-vm0.conf") + " for qemu-ifup (netdev vm0): Bridge=br0 GuestMAC=" + qemuargs.GuestMAC("rt", "vm0").String() + " VMName=rt",
 		"put the thread of vCPU 0 on CPUs 0 under SCHED_OTHER (QMP query-cpus-fast, then read back)",
 		"put the thread of vCPU 1 on CPUs 1 under SCHED_FIFO priority 80 (QMP query-cpus-fast, then read back)",
 		"resume the guest (QMP cont)",
