@@ -23,13 +23,12 @@ package bridgeacl
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/rundir"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
 )
 
@@ -142,34 +141,27 @@ func (a *ACL) load(path string, o Options, stack []string) error {
 	return nil
 }
 
-// readFile reads one ACL file without blocking on a FIFO and, when strict,
+// readFile reads one ACL file as the helpers read their configuration
+// (regular files only, no blocking on a FIFO, bounded) and, when strict,
 // only if root owns it and no one else may write it.
 func readFile(path string, o Options) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", path)
-	}
-	if fi.Size() > maxSize {
-		return nil, fmt.Errorf("%s: %d bytes, more than an ACL needs (%d)", path, fi.Size(), maxSize)
-	}
+	var check func(fs.FileInfo) error
 	if o.Strict {
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok || st.Uid != 0 {
-			return nil, fmt.Errorf("%s: not owned by root, so not trusted", path)
-		}
-		if fi.Mode().Perm()&0o022 != 0 {
-			return nil, fmt.Errorf("%s: writable by group or others (mode %04o), so not trusted", path, fi.Mode().Perm())
-		}
+		check = trusted
 	}
-	return io.ReadAll(io.LimitReader(f, maxSize))
+	return rundir.ReadFileChecked(path, maxSize, check)
+}
+
+// trusted refuses an ACL file that someone other than root could have
+// written: under AT_SECURE the caller must not choose its own ACL.
+func trusted(fi fs.FileInfo) error {
+	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || st.Uid != 0 {
+		return errors.New("not owned by root, so not trusted")
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("writable by group or others (mode %04o), so not trusted", fi.Mode().Perm())
+	}
+	return nil
 }
 
 // A MissingError says the top ACL file does not exist: every bridge is

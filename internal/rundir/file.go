@@ -28,6 +28,14 @@ func (e *TooBigError) Error() string {
 // error, found before reading it whole. A missing file gives an error
 // satisfying errors.Is(err, fs.ErrNotExist).
 func ReadFile(path string, limit int64) ([]byte, error) {
+	return ReadFileChecked(path, limit, nil)
+}
+
+// ReadFileChecked is ReadFile that also runs check, when not nil, on the
+// open file's FileInfo before reading it: a file refused for who owns it
+// or who may write it is judged on the file read, not on a path that may
+// change in between.
+func ReadFileChecked(path string, limit int64, check func(fs.FileInfo) error) ([]byte, error) {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
@@ -43,6 +51,11 @@ func ReadFile(path string, limit int64) ([]byte, error) {
 	}
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s: not a regular file but %s", path, kind(fi.Mode()))
+	}
+	if check != nil {
+		if err := check(fi); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
 	}
 	return readBounded(f, path, limit)
 }
