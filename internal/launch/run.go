@@ -85,6 +85,10 @@ func (p *Plan) Run(ctx context.Context) (int, error) {
 	}
 
 	d, err := rundir.Open(p.RunDir)
+	if errors.Is(err, fs.ErrPermission) {
+		// The launcher's locks and records are root's (package rundir).
+		return 1, fmt.Errorf("%w (qemu-launch runs as root; --user runs QEMU itself as another user)", err)
+	}
 	if err != nil {
 		return 1, err
 	}
