@@ -340,22 +340,13 @@ func settings(t testing.TB, kvs ...string) ifconf.Settings {
 // --strict before anything starts. The host is a sample tree: a user's
 // 8 MiB lock limit without CAP_IPC_LOCK, and a guest asking to lock 2 GiB.
 func TestHostCheckAtStart(t *testing.T) {
-	root := t.TempDir()
-	for rel, data := range map[string]string{
+	root := sampleHost(t, map[string]string{
 		"sys/devices/system/cpu/isolated":     "\n",
 		"proc/sys/kernel/sched_rt_runtime_us": "950000\n",
 		"proc/sys/kernel/sched_rt_period_us":  "1000000\n",
 		"proc/self/limits":                    "Max locked memory         8388608              8388608              bytes\n",
 		"proc/self/status":                    "CapEff:\t0000000000000000\n",
-	} {
-		p := filepath.Join(root, rel)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	const warning = "qemu-launch: warning: memory lock: the guest's 2 GiB cannot be locked under RLIMIT_MEMLOCK 8 MiB, so QEMU will fail to start: raise it (LimitMEMLOCK=infinity in the unit, ulimit -l unlimited)\n"
 	for _, strict := range []bool{false, true} {
 		c, out := testConfig()
@@ -374,4 +365,21 @@ func TestHostCheckAtStart(t *testing.T) {
 			t.Errorf("Run --strict = %d, %v (output %q), want a refusal before anything", code, err, out)
 		}
 	}
+}
+
+// sampleHost writes files, paths relative to a new root, for the host
+// check to read there instead of this machine's /proc and /sys.
+func sampleHost(t *testing.T, files map[string]string) string {
+	t.Helper()
+	root := t.TempDir()
+	for rel, data := range files {
+		p := filepath.Join(root, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
 }

@@ -22,19 +22,10 @@ func TestDryRunAsUser(t *testing.T) {
 	c.Binary, c.IfUp, c.IfDown, c.DryRun, c.User = "/nonexistent/qemu", "/h/qemu-ifup", "/h/qemu-ifdown", true, "nobody"
 	// The host as root's launcher sees it (CAP_IPC_LOCK), whoever runs
 	// the test: without it the host check adds a memory-lock warning.
-	c.hostRoot = t.TempDir()
-	for file, text := range map[string]string{
+	c.hostRoot = sampleHost(t, map[string]string{
 		hostcheck.StatusPath: "CapEff:\t000001ffffffffff\n",
 		hostcheck.LimitsPath: "Max locked memory         8388608              8388608              bytes\n",
-	} {
-		path := filepath.Join(c.hostRoot, file)
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	c.Args = []string{"-m", "256", "-overcommit", "mem-lock=on", "-name", "rt", "-device", "e1000,netdev=vm0", "-netdev", "tap,id=vm0"}
 	if code, err := Run(context.Background(), c); code != 0 || err != nil {
 		t.Fatalf("Run = %d, %v", code, err)

@@ -313,3 +313,19 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// checkQueues checks that tapName is a multiqueue tap with queues queues.
+func checkQueues(t *testing.T, ns *nstest.NS, tapName string, queues int) {
+	t.Helper()
+	tt, ok := ns.Link(t, tapName).(*netlink.Tuntap)
+	switch {
+	case !ok:
+		t.Fatalf("%s is not a tap", tapName)
+	case tt.Flags&netlink.TUNTAP_MULTI_QUEUE == 0:
+		t.Errorf("%s: not a multiqueue tap (flags %v)", tapName, tt.Flags)
+	case tt.Queues+tt.DisabledQueues != queues:
+		// QEMU detaches the queues the guest's driver has not enabled
+		// (TUNSETQUEUE): they count as disabled, still the tap's.
+		t.Errorf("%s: %d queues enabled and %d disabled, want %d in all", tapName, tt.Queues, tt.DisabledQueues, queues)
+	}
+}

@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/test/guest"
 )
 
@@ -31,17 +29,7 @@ func TestLaunchMultiqueueTap(t *testing.T) {
 
 	name := onlyTap(t, ns)
 	checkPort(t, ns, name, "virbr0")
-	tt, ok := ns.Link(t, name).(*netlink.Tuntap)
-	switch {
-	case !ok:
-		t.Fatalf("%s is not a tap", name)
-	case tt.Flags&netlink.TUNTAP_MULTI_QUEUE == 0:
-		t.Errorf("%s: not a multiqueue tap (flags %v)", name, tt.Flags)
-	case tt.Queues+tt.DisabledQueues != 2:
-		// QEMU detaches the queues the guest's driver has not enabled
-		// (TUNSETQUEUE): they count as disabled, still the tap's.
-		t.Errorf("%s: %d queues enabled and %d disabled, want 2 in all", name, tt.Queues, tt.DisabledQueues)
-	}
+	checkQueues(t, ns, name, 2)
 	hostPing(t, ns, guestAddr, pings)
 	v.passed(t)
 	if n := strings.Count(v.stderr.String(), "qemu-ifup: "+name+": up\n"); n != 1 {

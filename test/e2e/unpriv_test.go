@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/nstest"
@@ -287,15 +286,7 @@ func TestLaunchMultiqueueAsUser(t *testing.T) {
 
 	name := onlyTap(t, ns)
 	checkPort(t, ns, name, "virbr0")
-	tt, ok := ns.Link(t, name).(*netlink.Tuntap)
-	switch {
-	case !ok:
-		t.Fatalf("%s is not a tap", name)
-	case tt.Flags&netlink.TUNTAP_MULTI_QUEUE == 0:
-		t.Errorf("%s: not a multiqueue tap (flags %v)", name, tt.Flags)
-	case tt.Queues+tt.DisabledQueues != 2:
-		t.Errorf("%s: %d queues enabled and %d disabled, want 2 in all", name, tt.Queues, tt.DisabledQueues)
-	}
+	checkQueues(t, ns, name, 2)
 	if uid := strings.Fields(procStatus(t, qemuChild(t, v.cmd.Process.Pid), "Uid")); len(uid) < 2 || uid[1] == "0" {
 		t.Errorf("QEMU's Uid: %q, want nobody's", uid)
 	}
