@@ -83,22 +83,6 @@ func recvFD(t *testing.T, sock int) (int, []byte) {
 	return fds[0], buf[:n]
 }
 
-// tapsIn lists the tun/tap interfaces of ns.
-func tapsIn(t *testing.T, ns *nstest.NS) []string {
-	t.Helper()
-	links, err := ns.Handle.LinkList()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, l := range links {
-		if l.Type() == "tuntap" {
-			names = append(names, l.Attrs().Name)
-		}
-	}
-	return names
-}
-
 // TestRun runs the helper in-process in a namespace, as QEMU would run it,
 // for each ACL case: allowed ends with a tap on the bridge whose descriptor
 // arrives over the socket; every refusal says why and leaves no tap.
@@ -179,7 +163,7 @@ func TestRun(t *testing.T) {
 				if got != tt.want {
 					t.Errorf("Run error = %q, want %q", got, tt.want)
 				}
-				if left := tapsIn(t, ns); len(left) != 0 {
+				if left := ns.Taps(t); len(left) != 0 {
 					t.Errorf("taps left behind: %q", left)
 				}
 				return
@@ -218,7 +202,7 @@ func TestRun(t *testing.T) {
 			// The tap lives as long as QEMU's descriptor: closing it
 			// removes the tap and its port.
 			unix.Close(fd)
-			if left := tapsIn(t, ns); len(left) != 0 {
+			if left := ns.Taps(t); len(left) != 0 {
 				t.Errorf("taps left after the descriptor closed: %q", left)
 			}
 		})

@@ -250,6 +250,23 @@ func TapMAC(name string) net.HardwareAddr {
 	return net.HardwareAddr{0x02, sum[0], sum[1], sum[2], sum[3], sum[4]}
 }
 
+// Taps lists the names of the tun and tap interfaces in the namespace:
+// what a test checks to find the tap QEMU made, or that none is left.
+func (n *NS) Taps(t testing.TB) []string {
+	t.Helper()
+	links, err := n.Handle.LinkList()
+	if err != nil {
+		t.Fatalf("list links in %s: %v", n.Name, err)
+	}
+	var names []string
+	for _, l := range links {
+		if l.Type() == "tuntap" {
+			names = append(names, l.Attrs().Name)
+		}
+	}
+	return names
+}
+
 // Link looks up an interface in the namespace.
 func (n *NS) Link(t testing.TB, name string) netlink.Link {
 	t.Helper()

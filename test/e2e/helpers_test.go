@@ -228,26 +228,10 @@ func hostPing(t *testing.T, ns *nstest.NS, addr string, count int) {
 	}
 }
 
-// taps lists the tun/tap interfaces in ns.
-func taps(t *testing.T, ns *nstest.NS) []string {
-	t.Helper()
-	links, err := ns.Handle.LinkList()
-	if err != nil {
-		t.Fatalf("list links in %s: %v", ns.Name, err)
-	}
-	var names []string
-	for _, l := range links {
-		if l.Type() == "tuntap" {
-			names = append(names, l.Attrs().Name)
-		}
-	}
-	return names
-}
-
 // onlyTap returns the name of the one tap in ns.
 func onlyTap(t *testing.T, ns *nstest.NS) string {
 	t.Helper()
-	names := taps(t, ns)
+	names := ns.Taps(t)
 	if len(names) != 1 {
 		t.Fatalf("taps in %s: %q, want exactly one", ns.Name, names)
 	}

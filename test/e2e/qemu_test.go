@@ -143,7 +143,7 @@ func refused(t *testing.T, ns *nstest.NS, env, args []string) {
 	if r := v.console.Reports(); len(r) != 0 {
 		t.Errorf("the guest ran: %q", r)
 	}
-	if left := taps(t, ns); len(left) != 0 {
+	if left := ns.Taps(t); len(left) != 0 {
 		t.Errorf("taps left in %s: %q", ns.Name, left)
 	}
 }

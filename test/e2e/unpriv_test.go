@@ -103,7 +103,7 @@ func TestUnprivilegedBridgeHelper(t *testing.T) {
 				t.Errorf("guest did not ping %s: %q", hostAddr, v.console.Reports())
 			}
 			// The tap died with QEMU's descriptor.
-			if left := taps(t, ns); len(left) != 0 {
+			if left := ns.Taps(t); len(left) != 0 {
 				t.Errorf("taps left after QEMU ended: %q", left)
 			}
 		})
@@ -202,7 +202,7 @@ func launchSeedAsUser(t *testing.T, mlock string) {
 		if code, _ := nstest.ExitStatus(err); code == 0 || len(errs) != 1 || !strings.HasPrefix(errs[0], want) {
 			t.Errorf("qemu-launch: %v, errors %q; want a failure with one line starting %q", err, errs, want)
 		}
-		if left := taps(t, ns); len(left) != 0 {
+		if left := ns.Taps(t); len(left) != 0 {
 			t.Errorf("taps left behind: %q", left)
 		}
 		if left, _ := filepath.Glob(filepath.Join(dir, "run", "*", "*")); len(left) != 0 {
@@ -258,7 +258,7 @@ func launchSeedAsUser(t *testing.T, mlock string) {
 	if !hasReport(v.console.Reports(), "ping "+hostAddr+" ok") {
 		t.Errorf("guest did not ping %s: %q", hostAddr, v.console.Reports())
 	}
-	if left := taps(t, ns); len(left) != 0 {
+	if left := ns.Taps(t); len(left) != 0 {
 		t.Errorf("taps left after QEMU ended: %q", left)
 	}
 	if left, _ := filepath.Glob(filepath.Join(dir, "run", "*", "*")); len(left) != 0 {
@@ -292,7 +292,7 @@ func TestLaunchMultiqueueAsUser(t *testing.T) {
 	}
 	hostPing(t, ns, guestAddr, pings)
 	v.passed(t)
-	if left := taps(t, ns); len(left) != 0 {
+	if left := ns.Taps(t); len(left) != 0 {
 		t.Errorf("taps left after QEMU ended: %q", left)
 	}
 }

@@ -105,7 +105,7 @@ func TestBridgeHelperUnprivileged(t *testing.T) {
 				if code != 1 || errb.String() != "qemu-bridge-helper: "+tt.want+"\n" || out.Len() != 0 {
 					t.Errorf("exit %d, stdout %q, stderr %q; want 1 and %q", code, out.String(), errb.String(), tt.want)
 				}
-				if left := tapNames(t, ns); len(left) != 0 {
+				if left := ns.Taps(t); len(left) != 0 {
 					t.Errorf("taps left behind: %q", left)
 				}
 				return
@@ -140,27 +140,11 @@ func TestBridgeHelperUnprivileged(t *testing.T) {
 				t.Errorf("%s = %+v, want a port of virbr0, mtu 9000, mac fe:..., promisc, up", ifr.Name(), p)
 			}
 			tapFile.Close()
-			if left := tapNames(t, ns); len(left) != 0 {
+			if left := ns.Taps(t); len(left) != 0 {
 				t.Errorf("taps left after the fd closed: %q", left)
 			}
 		})
 	}
-}
-
-// tapNames lists the tun/tap interfaces of ns.
-func tapNames(t *testing.T, ns *nstest.NS) []string {
-	t.Helper()
-	links, err := ns.Handle.LinkList()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, l := range links {
-		if l.Type() == "tuntap" {
-			names = append(names, l.Attrs().Name)
-		}
-	}
-	return names
 }
 
 func writeACL(t *testing.T, path, content string) {
