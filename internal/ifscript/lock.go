@@ -3,6 +3,8 @@ package ifscript
 import (
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -21,27 +23,62 @@ const lockWait = 10 * time.Second
 // lockAbstract is the lock of a helper that cannot enter the run
 // directory (run by a user with a file capability): an abstract unix
 // socket named after the tap, per network namespace and released when
-// the process exits. Any local user can bind such a name, so it is only
-// the fallback.
-func lockAbstract(ifname string) (release func(), err error) {
+// the process exits. Any local user can bind such a name, so the holder
+// listens and a waiter asks the kernel who it is (SO_PEERCRED): a name
+// held by anyone but root or the caller, or by a socket that takes no
+// connection, is a squatter, not a helper, and is not waited for (squat
+// names it then, for the log). Only the caller's own helpers and root's
+// may act on the caller's taps, so nothing is lost by going on.
+func lockAbstract(ifname string) (release func(), squat string, err error) {
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("%s: lock: %w", ifname, err)
+		return nil, "", fmt.Errorf("%s: lock: %w", ifname, err)
 	}
 	addr := &unix.SockaddrUnix{Name: "@qemu-tap-helpers/" + ifname}
 	deadline := time.Now().Add(lockWait)
 	for pause := time.Millisecond; ; pause = min(2*pause, 50*time.Millisecond) {
 		err = unix.Bind(fd, addr)
 		if err == nil {
-			return func() { unix.Close(fd) }, nil
+			err = unix.Listen(fd, 1)
+		}
+		if err == nil {
+			return func() { unix.Close(fd) }, "", nil
+		}
+		if errors.Is(err, unix.EADDRINUSE) {
+			if who := squatter(addr); who != "" {
+				unix.Close(fd)
+				return func() {}, fmt.Sprintf("lock %s held by %s, not a helper of this user: going on without it", addr.Name, who), nil
+			}
 		}
 		if !errors.Is(err, unix.EADDRINUSE) || time.Now().After(deadline) {
 			unix.Close(fd)
 			if errors.Is(err, unix.EADDRINUSE) {
-				return nil, fmt.Errorf("%s: busy: another qemu-ifup or qemu-ifdown kept it for %v", ifname, lockWait)
+				return nil, "", fmt.Errorf("%s: busy: another qemu-ifup or qemu-ifdown kept it for %v", ifname, lockWait)
 			}
-			return nil, fmt.Errorf("%s: lock: %w", ifname, err)
+			return nil, "", fmt.Errorf("%s: lock: %w", ifname, err)
 		}
 		time.Sleep(pause)
 	}
+}
+
+// squatter says who holds addr when that is not one of this user's
+// helpers or root's: "uid N", or "a socket that takes no connection";
+// "" for a genuine holder, or one that let go meanwhile.
+func squatter(addr *unix.SockaddrUnix) string {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return ""
+	}
+	defer unix.Close(fd)
+	switch err := unix.Connect(fd, addr); {
+	case errors.Is(err, unix.ECONNREFUSED):
+		return "a socket that takes no connection"
+	case err != nil:
+		return ""
+	}
+	cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
+	if err != nil || cred.Uid == 0 || int(cred.Uid) == os.Getuid() {
+		return ""
+	}
+	return "uid " + strconv.FormatUint(uint64(cred.Uid), 10)
 }

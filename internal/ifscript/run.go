@@ -158,8 +158,12 @@ func open(ifname string, env ifconf.Env, log logger, lenient bool) (*session, er
 	case os.Geteuid() != 0:
 		// Run with a file capability by a user who cannot enter root's
 		// run directory: no record is for it; lock as before.
-		if s.unlock, err = lockAbstract(ifname); err != nil {
+		var squat string
+		if s.unlock, squat, err = lockAbstract(ifname); err != nil {
 			return nil, err
+		}
+		if squat != "" {
+			log.send(PriWarning, ifname+": warning: "+squat, "")
 		}
 	default:
 		return nil, fmt.Errorf("%s: %w", ifname, err)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -131,4 +132,83 @@ func addOwnedTap(name string, owner, group uint32) error {
 		}
 	}
 	return unix.IoctlSetInt(fd, unix.TUNSETPERSIST, 1)
+}
+
+// TestCapabilityHelperSquattedLock: a helper run with a capability cannot
+// enter root's run directory and locks with an abstract socket, a name any
+// local user can bind. Another user squatting it, listening or not, must
+// not make the caller's qemu-ifup wait and fail "busy": it goes on, saying
+// who holds the name.
+func TestCapabilityHelperSquattedLock(t *testing.T) {
+	nstest.RequireRoot(t)
+	dir := nstest.PublicDir(t)
+	acl := filepath.Join(dir, "bridge.conf")
+	if err := os.WriteFile(acl, []byte("allow virbr0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ifup := nstest.BuildWithACL(t, dir, acl, "qemu-ifup")
+	nstest.SetCap(t, ifup, "cap_net_admin+ep")
+	user := nstest.Nobody(t)
+	const squatterUID = 4242
+	for _, tt := range []struct {
+		name   string
+		listen bool
+		who    string
+	}{
+		{"bound only", false, "a socket that takes no connection"},
+		{"listening", true, "uid 4242"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ns := nstest.New(t)
+			ns.AddBridge(t, "virbr0", 0)
+			if err := ns.Do(func() error { return addOwnedTap("tap0", user.Uid, noOwner) }); err != nil {
+				t.Fatal(err)
+			}
+			// The squatter: another user, on a thread of its own in the
+			// namespace (raw setresuid changes that thread alone).
+			fdc := make(chan int, 1)
+			err := ns.Do(func() error {
+				if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, squatterUID, squatterUID, squatterUID); e != 0 {
+					return e
+				}
+				fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+				if err != nil {
+					return err
+				}
+				fdc <- fd
+				if err := unix.Bind(fd, &unix.SockaddrUnix{Name: "@qemu-tap-helpers/tap0"}); err != nil {
+					return err
+				}
+				if tt.listen {
+					return unix.Listen(fd, 1)
+				}
+				return nil
+			})
+			if len(fdc) == 1 {
+				fd := <-fdc
+				t.Cleanup(func() { unix.Close(fd) })
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			cmd := exec.Command(ifup, "tap0")
+			var errb bytes.Buffer
+			cmd.Stderr = &errb
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: user}
+			code, err := nstest.ExitStatus(ns.Run(cmd))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if code != 0 {
+				t.Fatalf("exit %d, stderr %q; want 0", code, errb.String())
+			}
+			if want := "qemu-ifup: tap0: warning: lock @qemu-tap-helpers/tap0 held by " + tt.who + ", not a helper of this user: going on without it\n"; !strings.Contains(errb.String(), want) {
+				t.Errorf("stderr %q lacks %q", errb.String(), want)
+			}
+			if m := (&env{t: t, ns: ns}).port("tap0").Master; m != "virbr0" {
+				t.Errorf("tap0's bridge %q, want virbr0", m)
+			}
+		})
+	}
 }
