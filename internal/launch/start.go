@@ -113,10 +113,15 @@ func startWithin(cmd *exec.Cmd, cpus cpuset.Set) error {
 }
 
 // consoleTerminal returns the terminal QEMU should read as the foreground
-// job, or nil: QEMU reads its standard input and that is a terminal.
+// job, or nil: QEMU reads its standard input, that is a terminal, and the
+// launcher is its foreground job (a launcher started with & must not take
+// the terminal from the shell).
 func (r *run) consoleTerminal() *os.File {
 	f, ok := r.cfg.Stdin.(*os.File)
 	if !ok || !r.ReadsTerminal || !isTerminal(f) {
+		return nil
+	}
+	if fg, err := unix.IoctlGetInt(int(f.Fd()), unix.TIOCGPGRP); err != nil || fg != unix.Getpgrp() {
 		return nil
 	}
 	return f
