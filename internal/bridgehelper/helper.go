@@ -214,7 +214,7 @@ func Run(o Options, sys *System) error {
 	defer conn.Close()
 	// Look the bridge up before making a tap, so that a wrong name is
 	// reported as such.
-	if _, err := bridge.Get(conn, br); err != nil {
+	if _, err := (bridge.Host{}).Find(conn, br); err != nil {
 		return err
 	}
 	dev, err := tap.Create(tapPattern, o.UseVnet)
@@ -226,12 +226,12 @@ func Run(o Options, sys *System) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", dev.Name, err)
 	}
-	if err := set.Set("Bridge", br, ifconf.Origin{File: "--br"}); err != nil {
+	if err := set.Set(ifconf.KeyBridge, br, ifconf.Origin{File: "--br"}); err != nil {
 		return fmt.Errorf("--br: %w", err)
 	}
 	pl, err := tap.PlanUp(conn, dev.Name, set.Port())
 	if err != nil {
-		return err
+		return ifconf.Explain(dev.Name, err)
 	}
 	if err := pl.Apply(conn, nil); err != nil {
 		return err

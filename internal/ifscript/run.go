@@ -201,23 +201,23 @@ func up(o Options, sys *System) error {
 	}
 	defer s.close()
 	set, conn := s.settings, s.conn
-	if set.Origin("Bridge") == (ifconf.Origin{File: "default"}) {
+	if set.Origin(ifconf.KeyBridge).IsDefault() {
 		br, from, err := defaultBridge(conn, o.Ifname)
 		if err != nil {
 			return err
 		}
-		if err := set.Set("Bridge", br, ifconf.Origin{File: from}); err != nil {
+		if err := set.Set(ifconf.KeyBridge, br, ifconf.Origin{File: from}); err != nil {
 			return fmt.Errorf("%s: %w", o.Ifname, err)
 		}
 	}
 	port := set.Port()
-	port.OVS = sys.ovs()
+	port.Bridges = bridge.Host{OVS: sys.ovs()}
 	if err := sys.guard(o.Ifname, port.Bridge); err != nil {
 		return err
 	}
 	pl, err := tap.PlanUp(conn, o.Ifname, port)
 	if err != nil {
-		return err
+		return ifconf.Explain(o.Ifname, err)
 	}
 	br := port.Bridge
 	down := fmt.Sprintf("%s: warning: bridge %s is down; attaching anyway", o.Ifname, br)
@@ -252,7 +252,7 @@ func up(o Options, sys *System) error {
 		err := pl.Apply(conn, func(c tap.Change) {
 			msg := c.String()
 			if c.Op == tap.OpAttach {
-				msg += " (bridge from " + set.Origin("Bridge").String() + ")"
+				msg += " (bridge from " + set.Origin(ifconf.KeyBridge).String() + ")"
 			}
 			log.info(msg, br)
 		})
@@ -311,8 +311,8 @@ func down(o Options, sys *System) error {
 	}
 	defer s.close()
 	conn, port := s.conn, s.settings.Port()
-	port.OVS = sys.ovs()
-	pl, err := tap.PlanDownFor(conn, o.Ifname, port)
+	port.Bridges = bridge.Host{OVS: sys.ovs()}
+	pl, err := tap.PlanDown(conn, o.Ifname, port)
 	if err != nil {
 		return err
 	}

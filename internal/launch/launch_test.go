@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/ifconf"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/ifconf/ifconftest"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/nstest"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/qemuargs"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/cpuset"
@@ -37,7 +38,7 @@ func TestParse(t *testing.T) {
 			[]string{"--cpus", "0-1", "--ifup", "/u", "--ifdown", "/d", "--bridge", "br0", "--bridge", "vm1=br1",
 				"--shutdown-timeout", "5s", "-v", "--", "qemu-system-x86_64", "-m", "64", "--", "-x"},
 			Config{Binary: "qemu-system-x86_64", Args: []string{"-m", "64", "--", "-x"}, CPUs: cpuset.Of(0, 1),
-				IfUp: "/u", IfDown: "/d", Bridge: "br0", Settings: map[string]ifconf.Settings{"vm1": settings(t, "Bridge=br1")},
+				IfUp: "/u", IfDown: "/d", Bridge: "br0", Settings: map[string]ifconf.Settings{"vm1": ifconftest.Settings(t, "Bridge=br1")},
 				ShutdownTimeout: 5 * time.Second, QMPTimeout: DefaultQMPTimeout, Verbose: true},
 		},
 		{
@@ -321,19 +322,6 @@ func TestStopperPowerdownFails(t *testing.T) {
 	if got := s.next(); got != "sent SIGKILL to QEMU" {
 		t.Errorf("next = %q", got)
 	}
-}
-
-// settings builds the settings KEY=VALUE pairs give, as a file would.
-func settings(t testing.TB, kvs ...string) ifconf.Settings {
-	t.Helper()
-	var s ifconf.Settings
-	for _, kv := range kvs {
-		k, v, _ := strings.Cut(kv, "=")
-		if err := s.Set(k, v, ifconf.Origin{File: "test"}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return s
 }
 
 // The host check before a start: warnings on stderr, a refusal under

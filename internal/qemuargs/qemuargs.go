@@ -362,14 +362,14 @@ func (r *rewriter) netdev(flag, val string) ([]string, error) {
 	t := Tap{ID: id, Settings: r.o.Settings[id]}
 	// The VM's name for Open vSwitch's external-ids, where the command
 	// names the VM; a name the settings refuse is left out.
-	if r.res.Name != DefaultName && !t.Settings.Has("VMName") {
-		_ = t.Settings.Set("VMName", r.res.Name, ifconf.Origin{File: "-name"})
+	if r.res.Name != DefaultName && !t.Settings.Has(ifconf.KeyVMName) {
+		_ = t.Settings.Set(ifconf.KeyVMName, r.res.Name, ifconf.Origin{File: "-name"})
 	}
-	if mac, ok := o.get("mac"); ok && flag == "nic" && !t.Settings.Has("GuestMAC") {
-		_ = t.Settings.Set("GuestMAC", mac, ifconf.Origin{File: "-nic"})
+	if mac, ok := o.get("mac"); ok && flag == "nic" && !t.Settings.Has(ifconf.KeyGuestMAC) {
+		_ = t.Settings.Set(ifconf.KeyGuestMAC, mac, ifconf.Origin{File: "-nic"})
 	}
-	if !t.Settings.Has("Bridge") && r.o.Bridge != "" {
-		if err := t.Settings.Set("Bridge", r.o.Bridge, ifconf.Origin{File: "--bridge"}); err != nil {
+	if !t.Settings.Has(ifconf.KeyBridge) && r.o.Bridge != "" {
+		if err := t.Settings.Set(ifconf.KeyBridge, r.o.Bridge, ifconf.Origin{File: "--bridge"}); err != nil {
 			return nil, fmt.Errorf("--bridge: %w", err)
 		}
 	}
@@ -604,8 +604,8 @@ func (r *rewriter) deviceMACs(args []string) []string {
 func (r *rewriter) guestMAC(id, mac string) {
 	for i := range r.res.Taps {
 		t := &r.res.Taps[i]
-		if t.ID == id && !t.Settings.Has("GuestMAC") {
-			_ = t.Settings.Set("GuestMAC", mac, ifconf.Origin{File: "-device"})
+		if t.ID == id && !t.Settings.Has(ifconf.KeyGuestMAC) {
+			_ = t.Settings.Set(ifconf.KeyGuestMAC, mac, ifconf.Origin{File: "-device"})
 		}
 	}
 }

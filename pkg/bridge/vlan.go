@@ -50,23 +50,13 @@ func ParseVLANs(s string) (VLANSet, error) {
 // ParseVLAN parses one VLAN ID, 1 to MaxVLAN.
 func ParseVLAN(s string) (int, error) {
 	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 || n > MaxVLAN {
+	if err != nil || !validVLAN(n) {
 		return 0, fmt.Errorf("%q is not a VLAN ID from 1 to %d", s, MaxVLAN)
 	}
 	return n, nil
 }
 
-// VLANsOf returns the set of ids; each must be from 1 to MaxVLAN.
-func VLANsOf(ids ...int) (VLANSet, error) {
-	var v VLANSet
-	for _, id := range ids {
-		if id < 1 || id > MaxVLAN {
-			return v, fmt.Errorf("%d is not a VLAN ID from 1 to %d", id, MaxVLAN)
-		}
-		v.bits[id/64] |= 1 << (id % 64)
-	}
-	return v, nil
-}
+func validVLAN(id int) bool { return id >= 1 && id <= MaxVLAN }
 
 // IsEmpty reports whether the set has no VLAN.
 func (v VLANSet) IsEmpty() bool { return v == VLANSet{} }
