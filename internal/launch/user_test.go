@@ -68,23 +68,6 @@ func TestLookupAccount(t *testing.T) {
 	}
 }
 
-func TestMemLockOn(t *testing.T) {
-	for args, want := range map[string]bool{
-		"-overcommit mem-lock=on":           true,
-		"-overcommit cpu-pm=on,mem-lock=on": true,
-		"-overcommit mem-lock=off":          false,
-		"-overcommit mem-lock=on-fault":     true,
-		"-realtime mlock=on":                true,
-		"-realtime mlock=off":               false,
-		"-m 256":                            false,
-		"-append -overcommit":               false,
-	} {
-		if got := memLockOn(strings.Fields(args)); got != want {
-			t.Errorf("memLockOn(%s) = %v, want %v", args, got, want)
-		}
-	}
-}
-
 // TestParseUser: --user on the command line; User= in a VM file, which
 // --user overrides.
 func TestParseUser(t *testing.T) {

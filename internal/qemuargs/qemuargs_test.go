@@ -354,6 +354,10 @@ func TestMemoryReaders(t *testing.T) {
 		{[]string{"-realtime", "mlock=on", "-overcommit", "mem-lock=off"}, false, 0},
 		{[]string{"-realtime", "", "-m", "lots"}, true, 0},
 		{[]string{"-m", "12x", "-nographic", "-overcommit", "mem-lock=on"}, true, 0},
+		{[]string{"-overcommit", "mem-lock=on", "-overcommit", "mem-lock=off"}, false, 0},
+		{[]string{"-overcommit", "cpu-pm=on,mem-lock=on"}, true, 0},
+		{[]string{"-realtime", "mlock=off"}, false, 0},
+		{[]string{"-append", "-overcommit"}, false, 0},
 	}
 	for _, tt := range tests {
 		if got := locksMemory(tt.args); got != tt.lock {
