@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -328,7 +327,7 @@ func TestStopperPowerdownFails(t *testing.T) {
 // --strict before anything starts. The host is a sample tree: a user's
 // 8 MiB lock limit without CAP_IPC_LOCK, and a guest asking to lock 2 GiB.
 func TestHostCheckAtStart(t *testing.T) {
-	root := sampleHost(t, map[string]string{
+	root := nstest.Tree(t, map[string]string{
 		"sys/devices/system/cpu/isolated":     "\n",
 		"proc/sys/kernel/sched_rt_runtime_us": "950000\n",
 		"proc/sys/kernel/sched_rt_period_us":  "1000000\n",
@@ -353,21 +352,4 @@ func TestHostCheckAtStart(t *testing.T) {
 			t.Errorf("Run --strict = %d, %v (output %q), want a refusal before anything", code, err, out)
 		}
 	}
-}
-
-// sampleHost writes files, paths relative to a new root, for the host
-// check to read there instead of this machine's /proc and /sys.
-func sampleHost(t *testing.T, files map[string]string) string {
-	t.Helper()
-	root := t.TempDir()
-	for rel, data := range files {
-		p := filepath.Join(root, rel)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return root
 }

@@ -22,7 +22,7 @@ func TestDryRunAsUser(t *testing.T) {
 	c.Binary, c.IfUp, c.IfDown, c.DryRun, c.User = "/nonexistent/qemu", "/h/qemu-ifup", "/h/qemu-ifdown", true, "nobody"
 	// The host as root's launcher sees it (CAP_IPC_LOCK), whoever runs
 	// the test: without it the host check adds a memory-lock warning.
-	c.hostRoot = sampleHost(t, map[string]string{
+	c.hostRoot = nstest.Tree(t, map[string]string{
 		hostcheck.StatusPath: "CapEff:\t000001ffffffffff\n",
 		hostcheck.LimitsPath: "Max locked memory         8388608              8388608              bytes\n",
 	})

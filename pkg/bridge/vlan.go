@@ -2,9 +2,10 @@ package bridge
 
 import (
 	"fmt"
-	"math/bits"
 	"strconv"
 	"strings"
+
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/bitset"
 )
 
 // MaxVLAN is the highest VLAN ID a port can carry (4095 is reserved).
@@ -62,17 +63,7 @@ func validVLAN(id int) bool { return id >= 1 && id <= MaxVLAN }
 func (v VLANSet) IsEmpty() bool { return v == VLANSet{} }
 
 // List returns the VLAN IDs in ascending order; nil for an empty set.
-func (v VLANSet) List() []int {
-	var out []int
-	for i, w := range v.bits {
-		for w != 0 {
-			b := bits.TrailingZeros64(w)
-			out = append(out, i*64+b)
-			w &^= 1 << b
-		}
-	}
-	return out
-}
+func (v VLANSet) List() []int { return bitset.Members(v.bits[:]) }
 
 // String lists the set with ranges, as ParseVLANs reads it: "10,20,100-199".
 func (v VLANSet) String() string {
