@@ -95,17 +95,9 @@ func TestUnprivilegedBridgeHelper(t *testing.T) {
 					t.Errorf("QEMU's %s = %s, want none", set, c)
 				}
 			}
-			tap := onlyTap(t, ns)
-			checkPort(t, ns, tap, "virbr0")
-			hostPing(t, ns, guestAddr, pings)
-			v.passed(t)
-			if !hasReport(v.console.Reports(), "ping "+hostAddr+" ok") {
-				t.Errorf("guest did not ping %s: %q", hostAddr, v.console.Reports())
-			}
+			pingsOnBridge(t, ns, v, "virbr0")
 			// The tap died with QEMU's descriptor.
-			if left := ns.Taps(t); len(left) != 0 {
-				t.Errorf("taps left after QEMU ended: %q", left)
-			}
+			noTapsLeft(t, ns)
 		})
 	}
 }
@@ -251,16 +243,8 @@ func launchSeedAsUser(t *testing.T, mlock string) {
 		t.Errorf("threads of QEMU on CPU %d alone: %v, want vCPU 0 under SCHED_OTHER", c0, onC0)
 	}
 
-	tap := onlyTap(t, ns)
-	checkPort(t, ns, tap, "virbr0")
-	hostPing(t, ns, guestAddr, pings)
-	v.passed(t)
-	if !hasReport(v.console.Reports(), "ping "+hostAddr+" ok") {
-		t.Errorf("guest did not ping %s: %q", hostAddr, v.console.Reports())
-	}
-	if left := ns.Taps(t); len(left) != 0 {
-		t.Errorf("taps left after QEMU ended: %q", left)
-	}
+	tap := pingsOnBridge(t, ns, v, "virbr0")
+	noTapsLeft(t, ns)
 	if left, _ := filepath.Glob(filepath.Join(dir, "run", "*", "*")); len(left) != 0 {
 		t.Errorf("records left behind: %q", left)
 	}
@@ -292,7 +276,5 @@ func TestLaunchMultiqueueAsUser(t *testing.T) {
 	}
 	hostPing(t, ns, guestAddr, pings)
 	v.passed(t)
-	if left := ns.Taps(t); len(left) != 0 {
-		t.Errorf("taps left after QEMU ended: %q", left)
-	}
+	noTapsLeft(t, ns)
 }
