@@ -64,26 +64,6 @@ func TestMainUsage(t *testing.T) {
 	}
 }
 
-// recvFD receives one descriptor sent with SCM_RIGHTS and its payload.
-func recvFD(t *testing.T, sock int) (int, []byte) {
-	t.Helper()
-	buf := make([]byte, 16)
-	oob := make([]byte, unix.CmsgSpace(4))
-	n, oobn, _, _, err := unix.Recvmsg(sock, buf, oob, unix.MSG_DONTWAIT)
-	if err != nil {
-		t.Fatalf("recvmsg: %v", err)
-	}
-	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-	if err != nil || len(msgs) != 1 {
-		t.Fatalf("control messages %v: %v", msgs, err)
-	}
-	fds, err := unix.ParseUnixRights(&msgs[0])
-	if err != nil || len(fds) != 1 {
-		t.Fatalf("rights %v: %v", fds, err)
-	}
-	return fds[0], buf[:n]
-}
-
 // TestRun runs the helper in-process in a namespace, as QEMU would run it,
 // for each ACL case: allowed ends with a tap on the bridge whose descriptor
 // arrives over the socket; every refusal says why and leaves no tap.
@@ -174,7 +154,7 @@ func TestRun(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Run: %v", err)
 			}
-			fd, payload := recvFD(t, sp[0])
+			fd, payload := nstest.RecvFD(t, sp[0])
 			if !bytes.Equal(payload, []byte{0}) {
 				t.Errorf("payload %q, want one zero byte", payload)
 			}

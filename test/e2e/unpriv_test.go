@@ -167,18 +167,7 @@ func launchSeedAsUser(t *testing.T, mlock string) {
 	user := nstest.Nobody(t)
 
 	c0, c1 := twoCPUs(t)
-	cpus := strconv.Itoa(c0)
-	if c1 != c0 {
-		cpus += "," + strconv.Itoa(c1)
-	}
-	args := []string{launch, "--user", "nobody", "--cpus", cpus, "--",
-		qemuBinary, "-accel", "tcg", "-m", "256", "-realtime", "mlock=" + mlock, "-smp", "2",
-		"-name", "rt,process=rt-kvm", "-no-reboot", "-nographic",
-		"-append", guest.Config{Answer: pings}.Append(),
-		"-vcpu", fmt.Sprintf("0,affinity=%#x,prio=0", 1<<c0),
-		"-vcpu", fmt.Sprintf("1,affinity=%#x,prio=80", 1<<c1),
-		"-kernel", g.Kernel, "-initrd", g.Initrd,
-		"-device", "e1000,netdev=vm0", "-netdev", "tap,id=vm0"}
+	args := append([]string{launch, "--user", "nobody"}, seedCommand(g, c0, c1, mlock)...)
 	lock := mlock == "on"
 	if lock && !canRaiseMemLock(t) {
 		v := startVM(t, ns, helperEnv(dir), args...)
