@@ -257,7 +257,7 @@ func TestStaleRecordAfterSIGKILL(t *testing.T) {
 	}
 }
 
-// A record that no longer parses makes qemu-ifdown warn, and it still
+// A record that does not parse makes qemu-ifdown warn, and it still
 // detaches the tap and removes the record.
 func TestBrokenRecordAtIfdown(t *testing.T) {
 	ns := nstest.New(t)
