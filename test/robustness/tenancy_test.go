@@ -320,10 +320,7 @@ func TestNamesCannotInject(t *testing.T) {
 		}
 	}
 
-	dir := t.TempDir()
-	marker := filepath.Join(dir, "qemu-ran")
-	qemu := filepath.Join(dir, "qemu")
-	must(t, os.WriteFile(qemu, []byte("#!/bin/sh\ntouch "+marker+"\n"), 0o755))
+	qemu, marker := fakeQEMU(t)
 	vmfile := func(body string) string {
 		p := filepath.Join(t.TempDir(), "vm.conf")
 		must(t, os.WriteFile(p, []byte("[VM]\nQEMU="+qemu+"\n"+body), 0o644))
