@@ -2,6 +2,7 @@ package ifconf
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/bridge"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/tap"
@@ -17,7 +18,16 @@ func Explain(name string, err error) error {
 	case errors.As(err, &other):
 		return &explained{err.Error() + " (" + KeyAllowMove.String() + "=yes in the config moves it)", err}
 	case errors.As(err, &setting):
-		return &explained{name + ": " + settingKey(setting).String() + "=" + setting.Value + " " + setting.Reason, err}
+		msg := name + ": " + settingKey(setting).String() + "=" + setting.Value + " " + setting.Reason
+		switch setting.Setting {
+		case bridge.SettingSpoofing:
+			if setting.Value == "deny" && strings.HasPrefix(setting.Reason, "needs the guest's MAC") {
+				msg += " (" + KeyGuestMAC.String() + "= gives it, as does the VM file's MACAddress=)"
+			}
+		case bridge.SettingAddrs:
+			msg += " (" + KeySpoofing.String() + "=deny)"
+		}
+		return &explained{msg, err}
 	}
 	return err
 }
@@ -29,6 +39,18 @@ func settingKey(e *bridge.SettingError) Key {
 		return KeyVLAN
 	case bridge.SettingTrunks:
 		return KeyTrunks
+	case bridge.SettingInboundRate:
+		return KeyInboundRate
+	case bridge.SettingInboundBurst:
+		return KeyInboundBurst
+	case bridge.SettingOutboundRate:
+		return KeyOutboundRate
+	case bridge.SettingOutboundBurst:
+		return KeyOutboundBurst
+	case bridge.SettingSpoofing:
+		return KeySpoofing
+	case bridge.SettingAddrs:
+		return KeyIPAddress
 	}
 	return flagKeys[e.Flag]
 }

@@ -23,6 +23,12 @@ func TestExplain(t *testing.T) {
 		{refused(&bridge.SettingError{Setting: bridge.SettingVLAN, Value: "10", Reason: "needs X"}), "tap0: VLAN=10 needs X"},
 		{refused(&bridge.SettingError{Setting: bridge.SettingTrunks, Value: "10,20", Reason: "needs X"}), "tap0: Trunks=10,20 needs X"},
 		{refused(&bridge.SettingError{Setting: bridge.SettingFlag, Flag: bridge.FlagUnicastFlood, Reason: "applies to Y"}), "tap0: UnicastFlood= applies to Y"},
+		{refused(&bridge.SettingError{Setting: bridge.SettingInboundBurst, Value: "4K", Reason: "is given without an inbound rate"}),
+			"tap0: InboundBurst=4K is given without an inbound rate"},
+		{refused(&bridge.SettingError{Setting: bridge.SettingSpoofing, Value: "deny", Reason: "needs the guest's MAC, which is not known"}),
+			"tap0: Spoofing=deny needs the guest's MAC, which is not known (GuestMAC= gives it, as does the VM file's MACAddress=)"},
+		{refused(&bridge.SettingError{Setting: bridge.SettingAddrs, Value: "10.0.0.1", Reason: "apply only where spoofing is denied"}),
+			"tap0: IPAddress=10.0.0.1 apply only where spoofing is denied (Spoofing=deny)"},
 		{plain, "tap0: boom"},
 	}
 	for _, tt := range tests {

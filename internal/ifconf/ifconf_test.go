@@ -339,3 +339,44 @@ func TestSettingsMerge(t *testing.T) {
 		t.Errorf("a rejected value changed the settings: %v, MTU %d", err, s.Port().MTU)
 	}
 }
+
+// TestGuardKeys: the rates, bursts, Spoofing= and the repeatable
+// IPAddress= of a section, as a record writes them back and a later
+// source replaces them.
+func TestGuardKeys(t *testing.T) {
+	c, err := ParseConfig("f", []byte("[Interface]\nName=tap*\nInboundRate=1M\nInboundBurst=64K\nOutboundRate=500k\n"+
+		"Spoofing=deny\nIPAddress=192.168.122.10\nIPAddress=fd00::10, 192.168.122.11\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := c.Rules[0].Settings
+	want := "InboundRate=1M InboundBurst=64K OutboundRate=500K Spoofing=deny IPAddress=192.168.122.10 fd00::10 192.168.122.11"
+	if got := s.String(); got != want {
+		t.Errorf("settings = %s, want %s", got, want)
+	}
+	p := s.Port()
+	if p.Inbound.Rate != 1_000_000 || p.Inbound.Burst != 64<<10 || p.Outbound.Rate != 500_000 || !p.DenySpoofing {
+		t.Errorf("port = %+v", p.PortSettings)
+	}
+	rec, err := ParseRecord("r", FormatRecord(s))
+	if err != nil || !rec.Settings.Equal(s) {
+		t.Errorf("record round trip = %v, %v; want %s", rec, err, want)
+	}
+	var later Settings
+	if err := later.Set(KeyIPAddress, "10.0.0.1", Origin{File: "r"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Merge(later)
+	if got := s.Port().Addrs.String(); got != "10.0.0.1" {
+		t.Errorf("addresses after a later source = %s, want its own only", got)
+	}
+	if err := s.Set(KeyIPAddress, "", Origin{File: "r"}); err != nil || !s.Port().Addrs.IsEmpty() {
+		t.Errorf("IPAddress= empty: %v, %s; want no addresses", err, s.Port().Addrs)
+	}
+	for _, bad := range []string{"InboundRate=fast", "OutboundBurst=1", "Spoofing=yes", "IPAddress=10.0.0.0/8"} {
+		k, v, _ := strings.Cut(bad, "=")
+		if err := new(Settings).SetNamed(k, v, Origin{}); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+}

@@ -66,6 +66,12 @@ const (
 	KeyUnicastFlood
 	KeyGuestMAC
 	KeyVMName
+	KeyInboundRate
+	KeyInboundBurst
+	KeyOutboundRate
+	KeyOutboundBurst
+	KeySpoofing
+	KeyIPAddress
 	numKeys
 )
 
@@ -166,6 +172,57 @@ var keys = [numKeys]key{
 		return nil
 	}, func(p tap.Port) string { return p.VMName },
 		func(p *tap.Port, src tap.Port) { p.VMName = src.VMName }},
+	KeyInboundRate:   rateKey("InboundRate", func(p *tap.Port) *bridge.Limit { return &p.Inbound }),
+	KeyInboundBurst:  burstKey("InboundBurst", func(p *tap.Port) *bridge.Limit { return &p.Inbound }),
+	KeyOutboundRate:  rateKey("OutboundRate", func(p *tap.Port) *bridge.Limit { return &p.Outbound }),
+	KeyOutboundBurst: burstKey("OutboundBurst", func(p *tap.Port) *bridge.Limit { return &p.Outbound }),
+	KeySpoofing: {"Spoofing", func(p *tap.Port, v string) error {
+		switch v {
+		case "deny":
+			p.DenySpoofing = true
+		case "allow":
+			p.DenySpoofing = false
+		default:
+			return fmt.Errorf("%q is neither deny nor allow", v)
+		}
+		return nil
+	}, func(p tap.Port) string {
+		if p.DenySpoofing {
+			return "deny"
+		}
+		return "allow"
+	}, func(p *tap.Port, src tap.Port) { p.DenySpoofing = src.DenySpoofing }},
+	// IPAddress= may repeat: each adds its addresses; an empty one
+	// drops those given before.
+	KeyIPAddress: {"IPAddress", func(p *tap.Port, v string) error {
+		if v == "" {
+			p.Addrs = bridge.Addrs{}
+			return nil
+		}
+		return p.Addrs.Add(v)
+	}, func(p tap.Port) string { return p.Addrs.String() },
+		func(p *tap.Port, src tap.Port) { p.Addrs = src.Addrs }},
+}
+
+// rateKey is the key of the rate of the limit of a port that limit gives.
+func rateKey(name string, limit func(*tap.Port) *bridge.Limit) key {
+	return key{name, func(p *tap.Port, v string) error {
+		r, err := bridge.ParseRate(v)
+		limit(p).Rate = r
+		return err
+	}, func(p tap.Port) string { return bridge.FormatRate(limit(&p).Rate) },
+		func(p *tap.Port, src tap.Port) { limit(p).Rate = limit(&src).Rate }}
+}
+
+// burstKey is the key of the burst of the limit of a port that limit
+// gives.
+func burstKey(name string, limit func(*tap.Port) *bridge.Limit) key {
+	return key{name, func(p *tap.Port, v string) error {
+		b, err := bridge.ParseBurst(v)
+		limit(p).Burst = b
+		return err
+	}, func(p tap.Port) string { return bridge.FormatBurst(limit(&p).Burst) },
+		func(p *tap.Port, src tap.Port) { limit(p).Burst = limit(&src).Burst }}
 }
 
 // flagKeys are the keys of the bridge port flags.

@@ -92,8 +92,11 @@ func Parse(file string, data []byte) (*VM, error) {
 
 var errUnknownKey = errors.New("unknown key")
 
+// repeatable are the keys that may repeat in a section.
+var repeatable = map[string]bool{"Arguments": true, "IPAddress": true}
+
 // parser applies the entries of one section, checking for unknown and
-// repeated keys (only [QEMU] Arguments= may repeat).
+// repeated keys (only [QEMU] Arguments= and [NIC] IPAddress= may repeat).
 type parser struct {
 	file string
 	sec  unitfile.Section
@@ -102,7 +105,7 @@ type parser struct {
 
 func (p parser) each(set func(unitfile.Entry) error) error {
 	for _, e := range p.sec.Entries {
-		if first, dup := p.seen[e.Key]; dup && e.Key != "Arguments" {
+		if first, dup := p.seen[e.Key]; dup && !repeatable[e.Key] {
 			return fmt.Errorf("%s:%d: %s= given twice in [%s] (first at line %d)", p.file, e.Line, e.Key, p.sec.Name, first)
 		}
 		p.seen[e.Key] = e.Line
@@ -216,7 +219,8 @@ func (n *NIC) set(file string, e unitfile.Entry) error {
 		n.Script, err = nonEmpty(v)
 	case "DownScript":
 		n.DownScript, err = nonEmpty(v)
-	case "Bridge", "MTU", "VLAN", "Trunks", "Isolated", "Learning", "UnicastFlood":
+	case "Bridge", "MTU", "VLAN", "Trunks", "Isolated", "Learning", "UnicastFlood",
+		"InboundRate", "InboundBurst", "OutboundRate", "OutboundBurst", "Spoofing", "IPAddress":
 		err = n.Settings.SetNamed(e.Key, v, ifconf.Origin{File: file, Line: e.Line})
 	case "HostMAC":
 		// The host side's MAC policy, named apart from the guest's
@@ -230,7 +234,7 @@ func (n *NIC) set(file string, e unitfile.Entry) error {
 
 func (n *NIC) check(file string, line int) error {
 	if n.Script != "" && !n.Settings.IsZero() {
-		return fmt.Errorf("%s:%d: [NIC] %s: Bridge=, MTU=, HostMAC=, VLAN=, Trunks=, Isolated=, Learning= and UnicastFlood= are for qemu-launch's qemu-ifup; they cannot go with Script=", file, line, n.ID)
+		return fmt.Errorf("%s:%d: [NIC] %s: Bridge=, MTU=, HostMAC=, VLAN=, Trunks=, Isolated=, Learning=, UnicastFlood=, the rates and bursts, Spoofing= and IPAddress= are for qemu-launch's qemu-ifup; they cannot go with Script=", file, line, n.ID)
 	}
 	return nil
 }

@@ -76,7 +76,7 @@ type NIC struct {
 	ID, Model, MACAddress string
 	Ifname                string
 	Script, DownScript    string
-	Settings              ifconf.Settings // Bridge=, MTU=, HostMAC=, VLAN=, Trunks=, Isolated=, Learning=, UnicastFlood=
+	Settings              ifconf.Settings // Bridge=, MTU=, HostMAC=, VLAN=, Trunks=, Isolated=, Learning=, UnicastFlood=, the limits, Spoofing=, IPAddress=
 }
 
 // An IOThread is an [IOThread] section: one -object iothread, placed on

@@ -119,7 +119,7 @@ func TestParseErrors(t *testing.T) {
 		{"[VM]\n[VM]\n", "vm.conf:2: second [VM] section"},
 		{"[Network]\n", "vm.conf:1: unknown section [Network]"},
 		{"[Drive]\nFormat=raw\n", "vm.conf:1: [Drive] without File="},
-		{"[NIC]\nBridge=br0\nScript=/x\n", "vm.conf:1: [NIC] net0: Bridge=, MTU=, HostMAC=, VLAN=, Trunks=, Isolated=, Learning= and UnicastFlood= are for qemu-launch's qemu-ifup"},
+		{"[NIC]\nBridge=br0\nScript=/x\n", "vm.conf:1: [NIC] net0: Bridge=, MTU=, HostMAC=, VLAN=, Trunks=, Isolated=, Learning=, UnicastFlood=, the rates and bursts, Spoofing= and IPAddress= are for qemu-launch's qemu-ifup"},
 		{"[NIC]\nIsolated=yes\nScript=/x\n", "vm.conf:1: [NIC] net0: Bridge=, MTU=, HostMAC="},
 		{"[NIC]\nVLAN=5000\n", `vm.conf:2: VLAN: "5000" is not a VLAN ID from 1 to 4094`},
 		{"[NIC]\nGuestMAC=52:54:00:12:34:56\n", "vm.conf:2: unknown key GuestMAC= in [NIC]"},

@@ -64,6 +64,37 @@ type PortSettings struct {
 	GuestMAC string
 	// VMName names the guest in the switch's records; "" when unknown.
 	VMName string
+	// Inbound limits the traffic to the guest, Outbound the traffic
+	// from it.
+	Inbound, Outbound Limit
+	// DenySpoofing drops the frames from the guest whose source MAC is
+	// not GuestMAC, the ARP and IP packets whose source is not among
+	// Addrs (when Addrs is not empty), and the replies of a DHCP server
+	// and the IPv6 router advertisements the guest sends.
+	DenySpoofing bool
+	// Addrs are the addresses the guest may send from, with
+	// DenySpoofing.
+	Addrs Addrs
+}
+
+// guarded reports whether s asks for rules on the frames from the guest.
+func (s PortSettings) guarded() bool { return s.DenySpoofing || s.Outbound.Set() }
+
+// checkGuard refuses the limits and guards that are incomplete whatever
+// the kind: a burst without its rate, a guard against spoofing without
+// the guest's MAC, addresses without the guard.
+func checkGuard(s PortSettings) error {
+	switch {
+	case s.Inbound.Burst != 0 && !s.Inbound.Set():
+		return &SettingError{Setting: SettingInboundBurst, Value: FormatBurst(s.Inbound.Burst), Reason: "is given without an inbound rate"}
+	case s.Outbound.Burst != 0 && !s.Outbound.Set():
+		return &SettingError{Setting: SettingOutboundBurst, Value: FormatBurst(s.Outbound.Burst), Reason: "is given without an outbound rate"}
+	case s.DenySpoofing && s.GuestMAC == "":
+		return &SettingError{Setting: SettingSpoofing, Value: "deny", Reason: "needs the guest's MAC, which is not known"}
+	case !s.Addrs.IsEmpty() && !s.DenySpoofing:
+		return &SettingError{Setting: SettingAddrs, Value: s.Addrs.String(), Reason: "apply only where spoofing is denied"}
+	}
+	return nil
 }
 
 // An Action is what a Step does to a port.
@@ -81,6 +112,11 @@ const (
 	ActFlag
 	// ActFDB adds the static forwarding entry for the guest's MAC.
 	ActFDB
+	// ActGuard sets, changes or removes the rules on the frames from the
+	// guest: spoofing and the outbound limit.
+	ActGuard
+	// ActShape sets, changes or removes the inbound limit.
+	ActShape
 )
 
 // A Step is one change to a port, with all it needs to make and undo it
@@ -207,7 +243,20 @@ const (
 	SettingTrunks
 	// SettingFlag is one of PortSettings.Flags (SettingError.Flag).
 	SettingFlag
+	SettingInboundRate
+	SettingInboundBurst
+	SettingOutboundRate
+	SettingOutboundBurst
+	SettingSpoofing
+	SettingAddrs
 )
+
+var settingNames = [...]string{
+	SettingVLAN: "access VLAN", SettingTrunks: "trunk VLANs",
+	SettingInboundRate: "inbound rate", SettingInboundBurst: "inbound burst",
+	SettingOutboundRate: "outbound rate", SettingOutboundBurst: "outbound burst",
+	SettingSpoofing: "spoofing", SettingAddrs: "guest addresses",
+}
 
 // A SettingError is a port setting that the bridge's kind cannot carry.
 type SettingError struct {
@@ -223,11 +272,8 @@ type SettingError struct {
 }
 
 func (e *SettingError) Error() string {
-	switch e.Setting {
-	case SettingVLAN:
-		return "access VLAN " + e.Value + " " + e.Reason
-	case SettingTrunks:
-		return "trunk VLANs " + e.Value + " " + e.Reason
+	if e.Setting == SettingFlag {
+		return "port flag " + e.Flag.String() + " " + e.Reason
 	}
-	return "port flag " + e.Flag.String() + " " + e.Reason
+	return settingNames[e.Setting] + " " + e.Value + " " + e.Reason
 }

@@ -64,8 +64,11 @@ func (b *Linux) Is(o Bridge) bool {
 func (b *Linux) Has(port *link.Link) bool { return port.MasterIndex == b.index }
 
 // Check refuses VLANs: VLANs on Linux bridges (vlan_filtering) are not
-// implemented.
+// implemented; and limits and guards that lack a part.
 func (b *Linux) Check(s PortSettings) error {
+	if err := checkGuard(s); err != nil {
+		return err
+	}
 	reason := "needs an Open vSwitch bridge and " + b.name + " is a Linux bridge: VLANs on Linux bridges (vlan_filtering) are not implemented"
 	switch {
 	case s.VLAN != 0:
@@ -76,13 +79,24 @@ func (b *Linux) Check(s PortSettings) error {
 	return nil
 }
 
-// Join attaches port (moving it from another Linux bridge in one step,
-// or after from's own detach from a bridge of another kind), then sets
-// the flags s gives that it lacks and, for a guest MAC on a port that
-// does not learn, adds the static forwarding entry.
+// Join gives port the rules on the frames from the guest and the limit
+// on the traffic to it that s asks for, before the port carries any
+// frame (and removes the rules of ports that no longer exist); attaches
+// port (moving it from another Linux bridge in one step, or after from's
+// own detach from a bridge of another kind), then sets the flags s gives
+// that it lacks and, for a guest MAC on a port that does not learn, adds
+// the static forwarding entry.
 func (b *Linux) Join(c *link.Conn, port *link.Link, from Bridge, _ int, s PortSettings) ([]Step, error) {
 	same := from != nil && b.Is(from)
-	var steps []Step
+	steps, err := guardSteps(c, port, s)
+	if err != nil {
+		return nil, err
+	}
+	shape, err := shapeSteps(c, port, s.Inbound)
+	if err != nil {
+		return nil, err
+	}
+	steps = append(steps, shape...)
 	switch prev, ok := from.(*Linux); {
 	case same:
 	case ok:
@@ -140,14 +154,62 @@ func (b *Linux) attach(prev *Linux) Step {
 	return st
 }
 
-// Leave is the step that detaches port; its undo attaches it again.
-func (b *Linux) Leave(_ *link.Conn, _ *link.Link, _ bool) (Step, error) {
-	return Step{
+// Leave is the step that detaches port and removes its rules and its
+// limit; its undo attaches it again and, unless last, puts them back.
+func (b *Linux) Leave(c *link.Conn, port *link.Link, last bool) (Step, error) {
+	st := Step{
 		Action: ActDetach,
 		Desc:   "detach from " + b.String(),
 		Apply:  b.Detach,
 		Undo:   b.Attach,
-	}, nil
+	}
+	guard, err := leaveGuard(c, port, last)
+	if err != nil {
+		return Step{}, err
+	}
+	shape, err := leaveShape(c, port, last)
+	if err != nil {
+		return Step{}, fmt.Errorf("read the qdisc of %s: %w", port.Name, err)
+	}
+	var parts []Step
+	for _, p := range []*Step{guard, shape} {
+		if p != nil {
+			st.Desc += ", " + p.Desc
+			parts = append(parts, *p)
+		}
+	}
+	if len(parts) == 0 {
+		return st, nil
+	}
+	detach := st
+	st.Apply = func(c *link.Conn, port *link.Link) error {
+		if err := detach.Apply(c, port); err != nil {
+			return err
+		}
+		for i, p := range parts {
+			if err := p.Apply(c, port); err != nil {
+				for j := i - 1; j >= 0; j-- {
+					if parts[j].Undo != nil {
+						_ = parts[j].Undo(c, port)
+					}
+				}
+				_ = detach.Undo(c, port)
+				return err
+			}
+		}
+		return nil
+	}
+	st.Undo = func(c *link.Conn, port *link.Link) error {
+		for _, p := range parts {
+			if p.Undo != nil {
+				if err := p.Undo(c, port); err != nil {
+					return err
+				}
+			}
+		}
+		return detach.Undo(c, port)
+	}
+	return st, nil
 }
 
 // Attach makes port a port of b; a port of another Linux bridge moves to

@@ -113,8 +113,20 @@ func (b *OVSBridge) Is(o Bridge) bool {
 // Has is false: only the switch knows its ports.
 func (b *OVSBridge) Has(*link.Link) bool { return false }
 
-// Check refuses port flags, which are a Linux bridge's.
+// Check refuses port flags, which are a Linux bridge's, and guards
+// against spoofing, which are OVN's port security on a switch; and
+// limits (see checkLimits).
 func (b *OVSBridge) Check(s PortSettings) error {
+	if err := checkGuard(s); err != nil {
+		return err
+	}
+	if s.DenySpoofing {
+		return &SettingError{Setting: SettingSpoofing, Value: "deny",
+			Reason: "applies to ports of Linux bridges; on Open vSwitch bridge " + b.name + ", OVN's port security (port_security on the logical switch port) guards against spoofing"}
+	}
+	if err := b.checkLimits(s); err != nil {
+		return err
+	}
 	for f := range numFlags {
 		if _, given := s.Flags.Get(f); given {
 			return &SettingError{Setting: SettingFlag, Flag: f,
@@ -257,4 +269,19 @@ func attachTo(b *OVSBridge, op OVSPort) string {
 		s += " with " + strings.Join(v, " ")
 	}
 	return s
+}
+
+// checkLimits refuses rates: this build sets none on Open vSwitch ports.
+// Open vSwitch polices what a port receives with tc's police action
+// (ingress_policing_rate), which kernels without act_police refuse, and
+// shapes what it sends with a QoS row.
+func (b *OVSBridge) checkLimits(s PortSettings) error {
+	reason := "applies to ports of Linux bridges; limits on Open vSwitch ports (ingress_policing_rate, QoS) are not implemented, and " + b.name + " is an Open vSwitch bridge"
+	switch {
+	case s.Inbound.Set():
+		return &SettingError{Setting: SettingInboundRate, Value: FormatRate(s.Inbound.Rate), Reason: reason}
+	case s.Outbound.Set():
+		return &SettingError{Setting: SettingOutboundRate, Value: FormatRate(s.Outbound.Rate), Reason: reason}
+	}
+	return nil
 }

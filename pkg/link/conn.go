@@ -49,6 +49,10 @@ type Conn struct {
 	fd  int
 	seq uint32
 	buf []byte
+	// ns is the network namespace the socket lives in, for other
+	// sockets to open there (NETLINK_NETFILTER); -1 when /proc could
+	// not tell.
+	ns int
 }
 
 // Open opens a NETLINK_ROUTE socket in the calling thread's network
@@ -58,7 +62,21 @@ func Open() (*Conn, error) {
 	if err != nil {
 		return nil, &Errno{Err: err.(unix.Errno)}
 	}
-	return &Conn{fd: fd}, nil
+	ns, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		ns = -1
+	}
+	return &Conn{fd: fd, ns: ns}, nil
+}
+
+// NetNS returns a descriptor of the network namespace of the Conn,
+// which stays the Conn's, for a socket of another kind to be opened
+// there.
+func (c *Conn) NetNS() (int, error) {
+	if c.ns < 0 {
+		return -1, errors.New("network namespace of the netlink socket unknown (is /proc mounted?)")
+	}
+	return c.ns, nil
 }
 
 // Close closes the socket.
@@ -67,7 +85,10 @@ func (c *Conn) Close() error {
 		return nil
 	}
 	err := unix.Close(c.fd)
-	c.fd = -1
+	if c.ns >= 0 {
+		unix.Close(c.ns)
+	}
+	c.fd, c.ns = -1, -1
 	return err
 }
 

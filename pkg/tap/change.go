@@ -14,7 +14,8 @@ type Op int
 // The changes. ifup makes them in this order: the MTU and MAC before the
 // tap joins the bridge, so that the bridge's own MTU and MAC never follow
 // the new port (as libvirt and qemu-bridge-helper order them), then the
-// bridge's steps (OpDetach to OpFDB), then promiscuous mode and up.
+// bridge's steps (OpDetach to OpShape, in the order the bridge's kind
+// gives), then promiscuous mode and up.
 const (
 	OpMTU Op = iota
 	OpMAC
@@ -29,11 +30,18 @@ const (
 	OpFlag
 	// OpFDB adds the static forwarding entry for the guest's MAC.
 	OpFDB
+	// OpGuard sets, changes or removes the rules on the frames from the
+	// guest.
+	OpGuard
+	// OpShape sets, changes or removes the limit on the traffic to the
+	// guest.
+	OpShape
 )
 
 var opNames = [...]string{
 	OpMTU: "mtu", OpMAC: "mac", OpAttach: "attach", OpPromisc: "promisc on", OpUp: "up",
 	OpPromiscOff: "promisc off", OpDetach: "detach", OpConfigure: "configure", OpFlag: "flag", OpFDB: "fdb",
+	OpGuard: "guard", OpShape: "shape",
 }
 
 func (o Op) String() string {
@@ -54,6 +62,10 @@ func opOf(a bridge.Action) Op {
 		return OpConfigure
 	case bridge.ActFlag:
 		return OpFlag
+	case bridge.ActGuard:
+		return OpGuard
+	case bridge.ActShape:
+		return OpShape
 	}
 	return OpFDB
 }
