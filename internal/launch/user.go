@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -88,19 +89,30 @@ func (a *account) credential() *syscall.Credential {
 	return &syscall.Credential{Uid: a.UID, Gid: a.GID, Groups: append([]uint32{}, a.Groups...)}
 }
 
-// userEnviron gives QEMU the user's HOME, USER and LOGNAME instead of the
-// launcher's.
-func (a *account) userEnviron(env []string) []string {
-	out := make([]string, 0, len(env)+3)
+// userPath is the PATH of a QEMU run as a user: systemd's default for
+// services, rather than whatever root's was.
+const userPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// displayEnv are what a window needs of the launcher's environment; a QEMU
+// run as a user gets them only when it opens one (qemuargs.UsesDisplay).
+var displayEnv = []string{"DISPLAY", "XAUTHORITY", "WAYLAND_DISPLAY", "XDG_RUNTIME_DIR"}
+
+// userEnviron is the whole environment of a QEMU run as the user: PATH,
+// the user's HOME, USER and LOGNAME, and of the launcher's environment
+// only the terminal's type and the locale (TERM, LANG, LANGUAGE, LC_*),
+// plus the display's variables when display is set. Nothing else of
+// root's (tokens, sockets, library paths) reaches it.
+func (a *account) userEnviron(env []string, display bool) []string {
+	out := []string{"PATH=" + userPath, "HOME=" + a.Home, "USER=" + a.Name, "LOGNAME=" + a.Name}
 	for _, kv := range env {
 		k, _, _ := strings.Cut(kv, "=")
-		switch k {
-		case "HOME", "USER", "LOGNAME":
-			continue
+		switch {
+		case k == "TERM", k == "LANG", k == "LANGUAGE", strings.HasPrefix(k, "LC_"),
+			display && slices.Contains(displayEnv, k):
+			out = append(out, kv)
 		}
-		out = append(out, kv)
 	}
-	return append(out, "HOME="+a.Home, "USER="+a.Name, "LOGNAME="+a.Name)
+	return out
 }
 
 // memLockOn reports whether QEMU's command line locks its memory: it then
@@ -237,7 +249,7 @@ func (r *run) asUser(cmd *exec.Cmd) error {
 	r.tapFiles = files
 	cmd.ExtraFiles = append(cmd.ExtraFiles, files...)
 	cmd.SysProcAttr.Credential = r.User.credential()
-	cmd.Env = r.User.userEnviron(cmd.Env)
+	cmd.Env = r.User.userEnviron(r.cfg.Environ(), qemuargs.UsesDisplay(r.Args))
 	r.logf("QEMU runs as user %s", r.User)
 	return nil
 }
