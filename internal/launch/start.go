@@ -119,25 +119,48 @@ func (r *run) start() error {
 	// set in the child before exec so no early read fails. Keys, Ctrl-C
 	// too, then go to the guest (QEMU makes the terminal raw).
 	tty := r.consoleTerminal()
-	if tty != nil {
-		cmd.SysProcAttr.Foreground = true
-		cmd.SysProcAttr.Ctty = int(tty.Fd())
-	}
+	var rl *relay
 	if r.User != nil {
-		if err := r.asUser(cmd); err != nil {
+		// Not in the launcher's session, where it could inject keys into
+		// root's terminal: a session of its own, and a pty of the
+		// launcher's for the terminal (console.go).
+		cmd.SysProcAttr.Setpgid, cmd.SysProcAttr.Setsid = false, true
+		if rl, err = newRelay(cmd, tty); err != nil {
 			conn.Close()
 			return err
 		}
+		tty = nil
+		if err := r.asUser(cmd); err != nil {
+			if rl != nil {
+				rl.abandon()
+			}
+			conn.Close()
+			return err
+		}
+	} else if tty != nil {
+		cmd.SysProcAttr.Foreground = true
+		cmd.SysProcAttr.Ctty = int(tty.Fd())
 	}
 	if err := startWithin(cmd, r.startCPUs()); err != nil {
+		if rl != nil {
+			rl.abandon()
+		}
 		r.closeTaps()
 		conn.Close()
 		return fmt.Errorf("starting %s: %w", argv[0], err)
 	}
 	r.cmd = cmd
 	r.logf("started QEMU, pid %d", cmd.Process.Pid)
+	if rl != nil {
+		if err := rl.start(); err != nil {
+			fmt.Fprintf(r.cfg.Stderr, "qemu-launch: warning: %v\n", err)
+		}
+	}
 	go func() {
 		cmd.Wait() // its error says no more than cmd.ProcessState
+		if rl != nil {
+			rl.finish()
+		}
 		if tty != nil {
 			takeTerminal(tty)
 		}
