@@ -132,8 +132,16 @@ func TestConsoleOnTerminal(t *testing.T) {
 			qemuPid = fg // QEMU leads the group it was started in
 		}
 	}
-	if comm, _ := os.ReadFile("/proc/" + strconv.Itoa(qemuPid) + "/comm"); !bytes.HasPrefix(comm, []byte("qemu-system")) {
-		t.Fatalf("the terminal's foreground group %d is not QEMU's (%q)", qemuPid, comm)
+	// The group is QEMU's from before its exec (the launcher's child
+	// takes the terminal, then runs QEMU): wait for the exec.
+	for end := time.Now().Add(hangGuard); ; time.Sleep(50 * time.Millisecond) {
+		comm, _ := os.ReadFile("/proc/" + strconv.Itoa(qemuPid) + "/comm")
+		if bytes.HasPrefix(comm, []byte("qemu-system")) {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("the terminal's foreground group %d is not QEMU's (%q)", qemuPid, comm)
+		}
 	}
 	// Ctrl-A X: QEMU's own key to quit, read from the terminal.
 	if _, err := p.master.Write([]byte{0x01, 'x'}); err != nil {
