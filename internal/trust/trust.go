@@ -12,6 +12,7 @@
 package trust
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -31,6 +32,15 @@ const maxLinks = 40
 // lead to a regular file; a relative path is taken from the working
 // directory, whose directories are checked too.
 func Check(path string) error {
+	err := check(path)
+	var u *UntrustedError
+	if err == nil || errors.As(err, &u) {
+		return err
+	}
+	return fmt.Errorf("%s: %w", path, err)
+}
+
+func check(path string) error {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return err
@@ -64,7 +74,7 @@ func Check(path string) error {
 			// The link sits in dir, which only root may write:
 			// only root could have made or may change it.
 			if links++; links > maxLinks {
-				return &fs.PathError{Op: "resolve", Path: path, Err: syscall.ELOOP}
+				return syscall.ELOOP
 			}
 			target, err := os.Readlink(p)
 			if err != nil {
@@ -77,10 +87,10 @@ func Check(path string) error {
 			continue
 		}
 		if len(rest) > 0 && !fi.IsDir() {
-			return &fs.PathError{Op: "resolve", Path: path, Err: syscall.ENOTDIR}
+			return fmt.Errorf("%s: %w", p, syscall.ENOTDIR)
 		}
 		if len(rest) == 0 && !fi.Mode().IsRegular() {
-			return fmt.Errorf("%s: not a regular file", path)
+			return errors.New("not a regular file but " + kind(fi.Mode()))
 		}
 		if err := judge(path, p, fi); err != nil {
 			return err
@@ -88,6 +98,21 @@ func Check(path string) error {
 		dir = p
 	}
 	return nil
+}
+
+// kind names a file type that is not a regular file.
+func kind(m fs.FileMode) string {
+	switch m.Type() {
+	case fs.ModeDir:
+		return "a directory"
+	case fs.ModeNamedPipe:
+		return "a FIFO"
+	case fs.ModeSocket:
+		return "a socket"
+	case fs.ModeDevice, fs.ModeDevice | fs.ModeCharDevice:
+		return "a device"
+	}
+	return "another kind of file"
 }
 
 func split(p string) []string {

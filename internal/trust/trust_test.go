@@ -78,10 +78,10 @@ func TestCheck(t *testing.T) {
 		}, "DIR/link: not trusted: it leads to DIR/f, owned by uid UID (nobody) with mode 0644; " + rule + " (fix: chown root:root DIR/f)"},
 		{"a directory", func(t *testing.T, in func(string) string) string {
 			return dir(t, in("d"), 0o755, 0)
-		}, "DIR/d: not a regular file"},
+		}, "DIR/d: not a regular file but a directory"},
 		{"missing", func(t *testing.T, in func(string) string) string {
 			return in("none")
-		}, "lstat DIR/none: no such file or directory"},
+		}, "DIR/none: lstat DIR/none: no such file or directory"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
