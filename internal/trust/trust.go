@@ -41,9 +41,15 @@ func Check(path string) error {
 }
 
 func check(path string) error {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return err
+	// Not filepath.Abs, which cleans "link/.." away: the kernel
+	// follows link first, and so must the check.
+	abs := path
+	if !filepath.IsAbs(path) {
+		wd, err := os.Getwd()
+		if err != nil {
+			return err
+		}
+		abs = wd + "/" + path
 	}
 	fi, err := os.Lstat("/")
 	if err != nil {

@@ -71,6 +71,15 @@ func TestCheck(t *testing.T) {
 			must(t, os.Symlink("d/../d/f", in("link")))
 			return in("link")
 		}, ""},
+		{"symlink, then .., as the kernel takes it", func(t *testing.T, in func(string) string) string {
+			d := dir(t, in("d"), 0o755, nobody.Uid)
+			dir(t, filepath.Join(d, "e"), 0o755, 0)
+			file(t, filepath.Join(d, "f"), 0o644, 0)
+			file(t, in("f"), 0o644, 0)
+			must(t, os.Symlink("d/e", in("link")))
+			// The kernel reads DIR/d/f, not DIR/f.
+			return in("link") + "/../f"
+		}, "DIR/link/../f: not trusted: its directory DIR/d is owned by uid UID (nobody) with mode 0755; " + rule + " (fix: chown root:root DIR/d)"},
 		{"symlink to a user's file", func(t *testing.T, in func(string) string) string {
 			file(t, in("f"), 0o644, nobody.Uid)
 			must(t, os.Symlink("f", in("link")))
