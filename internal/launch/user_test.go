@@ -89,7 +89,7 @@ func TestMemLockOn(t *testing.T) {
 // TestParseUser: --user on the command line; User= in a VM file, which
 // --user overrides.
 func TestParseUser(t *testing.T) {
-	vm := filepath.Join(t.TempDir(), "vm.conf")
+	vm := filepath.Join(nstest.TrustedDir(t), "vm.conf")
 	if err := os.WriteFile(vm, []byte("[VM]\nName=vm1\nUser=nobody\nMemory=256M\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}

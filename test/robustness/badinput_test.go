@@ -197,12 +197,14 @@ func TestBadLaunchInput(t *testing.T) {
 	ns.AddBridge(t, "br0", 0)
 	ns.AddTap(t, "tap0")
 	before := snapAll(t, ns, "tap0", "br0")
-	dir := t.TempDir()
+	// Root's launcher runs the QEMU and reads the VM files of a
+	// directory only root may write.
+	dir := nstest.TrustedDir(t)
 	marker := filepath.Join(dir, "qemu-ran")
 	qemu := filepath.Join(dir, "qemu")
 	must(t, os.WriteFile(qemu, []byte("#!/bin/sh\ntouch "+marker+"\n"), 0o755))
 	vmfile := func(body string) string {
-		p := filepath.Join(t.TempDir(), "vm.conf")
+		p := filepath.Join(nstest.TrustedDir(t), "vm.conf")
 		must(t, os.WriteFile(p, []byte(body), 0o644))
 		return p
 	}
