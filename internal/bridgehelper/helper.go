@@ -217,7 +217,8 @@ func Run(o Options, sys *System) error {
 	if _, err := bridge.Get(conn, br); err != nil {
 		return err
 	}
-	dev, err := tap.Create(tapPattern, o.UseVnet)
+	// The caller's tap: no other user may attach to it.
+	dev, err := tap.Create(tapPattern, o.UseVnet, sys.UID)
 	if err != nil {
 		return explainCreate(err)
 	}
