@@ -59,3 +59,20 @@ func TestUserTapOtherUserCannotAttach(t *testing.T) {
 		t.Errorf("exit status %d, want 0\nstderr:\n%s", code, l.stderr.String())
 	}
 }
+
+// TestRootMultiqueueTapOtherUserCannotAttach: QEMU run as root makes its
+// multiqueue tap itself, with no owner; qemu-ifup, which QEMU runs on it,
+// makes it root's, so that no other user may attach a queue.
+func TestRootMultiqueueTapOtherUserCannotAttach(t *testing.T) {
+	requireQEMU(t)
+	nstest.OpenTun(t)
+	ns := nstest.New(t)
+	ns.AddBridge(t, "br-a", 0)
+	l := start(t, ns, nil, append([]string{"--bridge", "br-a", "--shutdown-timeout", "1s"}, mqArgs()...)...)
+	l.waitFor("READY=1")
+	strangerCannotAttach(t, ns, "tw-n0")
+	l.signal(syscall.SIGTERM)
+	if code := l.wait(); code != 0 {
+		t.Errorf("exit status %d, want 0\nstderr:\n%s", code, l.stderr.String())
+	}
+}
