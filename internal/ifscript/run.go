@@ -243,6 +243,9 @@ func up(o Options, sys *System) error {
 		return nil
 	}
 	log := sys.logger(Up().Name, o.Ifname, o.Quiet)
+	if err := claim(conn, o.Ifname, log); err != nil {
+		return err
+	}
 	if pl.BridgeDown {
 		log.send(PriWarning, down, br)
 	}

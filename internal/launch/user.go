@@ -171,11 +171,13 @@ func (r *run) openTaps() ([]*os.File, error) {
 	for _, t := range r.Taps {
 		var devs []*tap.Device
 		var err error
+		// The taps are the user's: no other user may attach a queue.
+		owner := int(r.User.UID)
 		if t.Queues > 1 {
-			devs, err = tap.CreateQueues(t.Ifname, t.Queues, t.VnetHdr)
+			devs, err = tap.CreateQueues(t.Ifname, t.Queues, t.VnetHdr, owner)
 		} else {
 			var d *tap.Device
-			d, err = tap.Create(t.Ifname, t.VnetHdr)
+			d, err = tap.Create(t.Ifname, t.VnetHdr, owner)
 			devs = []*tap.Device{d}
 		}
 		if err != nil {
@@ -205,10 +207,11 @@ func (r *run) ifup(t qemuargs.Tap) error {
 }
 
 // closeTaps closes the launcher's copies of the taps, after cleanup ran
-// qemu-ifdown: the kernel then removes them.
+// qemu-ifdown: the kernel then removes them, also when QEMU's user made
+// them persistent.
 func (r *run) closeTaps() {
 	for _, f := range r.tapFiles {
-		f.Close()
+		tap.Close(f)
 	}
 	r.tapFiles = nil
 }

@@ -114,8 +114,18 @@ func typeOf(l *link.Link) string {
 // kernel says only EINVAL). Call Verify afterwards: the attach goes by
 // index, which cannot tell a bridge renamed or set down meanwhile.
 //
-// Equivalent to: ip link set dev $port master $b
+// A bridge whose MAC may still be the kernel's choice gets its current
+// MAC set explicitly first, so that it never takes a port's (see pinMAC).
+//
+// Equivalent to: ip link set dev $b address $(its address);
+// ip link set dev $port master $b
 func (b *Bridge) Attach(c *link.Conn, port *link.Link) error {
+	if err := b.pinMAC(c); err != nil {
+		if gerr := b.gone(c, err); gerr != err {
+			return fmt.Errorf("attach %s to %s: %w", port.Name, b.Name, gerr)
+		}
+		return fmt.Errorf("attach %s to %s: fix the bridge's MAC: %w", port.Name, b.Name, err)
+	}
 	if err := c.SetMaster(port, b.Index); err != nil {
 		return fmt.Errorf("attach %s to %s: %w", port.Name, b.Name, b.gone(c, err))
 	}
