@@ -145,7 +145,7 @@ func OS() *System {
 	// Left for the exit to close: the helper lives a few milliseconds.
 	if j, err := journal.Open(journal.Socket); err == nil {
 		s.Journal = j.Send
-		s.StderrIsJournal = journal.StderrIsJournal()
+		s.StderrIsJournal = journal.StderrIsJournal(s.Env)
 	}
 	return s
 }
