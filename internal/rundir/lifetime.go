@@ -135,10 +135,12 @@ func anyLockHeld(fd int) bool {
 }
 
 // removeIfDone removes d's directory when nothing in it is in use: no
-// lock file held, no record of a live launcher or written by hand. What is left over (lock files and
+// lock file held or kept for a tap that exists (Lock.Leave), no record of
+// a live launcher or written by hand. What is left over (lock files and
 // temporary files of killed processes, stale records and their marks)
 // goes with it. Any doubt keeps the directory. It runs as its namespace's
-// helpers close it, and only from that namespace.
+// helpers close it, and only from that namespace: the taps it looks up
+// are that namespace's.
 func (d *Dir) removeIfDone() {
 	s, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -179,6 +181,9 @@ func (d *Dir) removeIfDone() {
 			}
 			// Held until it is removed: nobody takes it meanwhile.
 			held = append(held, f)
+			if tap, ok := strings.CutPrefix(strings.TrimSuffix(n, ".lock"), "tap."); ok && ifaceExists(s, tap) {
+				return // kept for the tap's qemu-ifdown
+			}
 			left = append(left, n)
 		case strings.HasSuffix(n, ".conf"):
 			if !d.recordIsStale(n) {
@@ -209,6 +214,16 @@ func (d *Dir) recordIsStale(name string) bool {
 	}
 	st, err := startTime(pid)
 	return err != nil || st != start
+}
+
+// ifaceExists reports whether the interface name exists in the namespace
+// of the socket s.
+func ifaceExists(s int, name string) bool {
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return false
+	}
+	return unix.IoctlIfreq(s, unix.SIOCGIFINDEX, ifr) == nil
 }
 
 // dirNames lists the directory fd.

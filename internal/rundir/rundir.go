@@ -5,7 +5,8 @@
 //	/run/qemu-tap-helpers/            0700, owned by the helpers' user
 //	    net-4026532201/               0700, one per network namespace (its inode)
 //	        netns-cookie              the namespace's cookie (lifetime.go)
-//	        tap.IFNAME.lock           flock'd while a helper works on IFNAME
+//	        tap.IFNAME.lock           flock'd while a helper works on IFNAME;
+//	                                  left by qemu-ifup for qemu-ifdown
 //	        vm.NAME.lock              flock'd while qemu-launch runs VM NAME
 //	        IFNAME.conf               qemu-launch's record for qemu-ifup
 //

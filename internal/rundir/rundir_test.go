@@ -337,6 +337,9 @@ func TestRunDirRemovedWhenDone(t *testing.T) {
 			must(t, os.WriteFile(filepath.Join(d.Path, "tap0.conf"), []byte(staleRecord), 0o600))
 			must(t, os.WriteFile(filepath.Join(d.Path, "tap0.up"), nil, 0o600))
 			must(t, os.WriteFile(filepath.Join(d.Path, ".tap1.conf.1.0"), nil, 0o600))
+			l, err := d.Lock(TapLock("gone0"), 0)
+			must(t, err)
+			l.Leave()
 		}, true},
 		{"a lock held", func(t *testing.T, d *Dir) {
 			l, err := open(t, filepath.Dir(d.Path)).Lock(VMLock("vm"), 0)
@@ -348,6 +351,11 @@ func TestRunDirRemovedWhenDone(t *testing.T) {
 		}, false},
 		{"a record written by hand", func(t *testing.T, d *Dir) {
 			must(t, os.WriteFile(filepath.Join(d.Path, "tap0.conf"), []byte("[Interface]\n"), 0o600))
+		}, false},
+		{"a lock left for a tap that exists", func(t *testing.T, d *Dir) {
+			l, err := d.Lock(TapLock("lo"), 0)
+			must(t, err)
+			l.Leave()
 		}, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
