@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -101,7 +103,9 @@ func (d *Dir) replaceStale(bfd int, name string, fd int) error {
 	}
 	trash := ".stale." + name + "." + strconv.Itoa(os.Getpid())
 	removeTree(bfd, trash)
-	if err := unix.Renameat(bfd, name, bfd, trash); err != nil {
+	if err := unix.Renameat(bfd, name, bfd, trash); errors.Is(err, unix.ENOENT) {
+		return nil // removed by its last user meanwhile: look again
+	} else if err != nil {
 		return fmt.Errorf("run directory %s: left by a namespace gone: move it away: %w", d.Path, err)
 	}
 	if err := removeTree(bfd, trash); err != nil {
@@ -197,8 +201,15 @@ func (d *Dir) removeIfDone() {
 	for _, n := range left {
 		unix.Unlinkat(d.fd, n, 0)
 	}
+	// Moved out of the way whole, cookie and all, before it is emptied:
+	// a helper opening it meanwhile never finds it without its cookie,
+	// which would make it look stale.
+	gone := filepath.Join(d.base, ".gone."+filepath.Base(d.Path)+"."+strconv.Itoa(os.Getpid())+"."+strconv.FormatInt(time.Now().UnixNano(), 36))
+	if unix.Renameat(unix.AT_FDCWD, d.Path, unix.AT_FDCWD, gone) != nil {
+		return
+	}
 	unix.Unlinkat(d.fd, CookieFile, 0)
-	unix.Rmdir(d.Path)
+	unix.Rmdir(gone)
 }
 
 // recordIsStale reports whether the record file name was signed by a

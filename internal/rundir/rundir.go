@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -170,8 +171,8 @@ func (d *Dir) reopen() error {
 // unless another helper has made it meanwhile. So a directory without a
 // cookie is never one this version is making.
 func (d *Dir) create(bfd int, name string) error {
-	tmp := ".new." + name + "." + strconv.Itoa(os.Getpid())
-	removeTree(bfd, tmp) // left by a killed process that had this pid
+	// Unique to this call: helpers of one process may race too.
+	tmp := ".new." + name + "." + strconv.Itoa(os.Getpid()) + "." + strconv.FormatInt(time.Now().UnixNano(), 36)
 	if err := unix.Mkdirat(bfd, tmp, 0o700); err != nil {
 		return fmt.Errorf("run directory %s: %w", d.Path, err)
 	}

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -390,5 +392,54 @@ func TestLockAfterRemoval(t *testing.T) {
 	must(t, unix.Stat(filepath.Join(d1.Path, TapLock("tap0")), &now))
 	if held.Ino != now.Ino {
 		t.Error("the lock is not on the file at the directory's path")
+	}
+}
+
+// Helpers taking and releasing one lock while others open and close the
+// directory, which removes it whenever it is idle: the lock stays
+// exclusive and nobody fails.
+func TestLockWhileRemoving(t *testing.T) {
+	base := filepath.Join(t.TempDir(), "run")
+	var inside atomic.Int32
+	var wg sync.WaitGroup
+	for g := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 150 {
+				d, err := Open(base)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if g%3 == 0 { // only opens and closes
+					d.Close()
+					continue
+				}
+				l, err := d.Lock(TapLock("tap0"), time.Minute)
+				if err != nil {
+					t.Error(err)
+					d.Close()
+					return
+				}
+				if n := inside.Add(1); n != 1 {
+					t.Errorf("%d holders at once", n)
+				}
+				inside.Add(-1)
+				if g%2 == 0 {
+					l.Leave()
+				} else {
+					l.Release()
+				}
+				d.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	ents, _ := os.ReadDir(base)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") {
+			t.Errorf("left in %s: %s", base, e.Name())
+		}
 	}
 }
