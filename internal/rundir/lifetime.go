@@ -25,7 +25,10 @@ import (
 //     directory's flock exclusively; a helper creating a lock file holds
 //     it shared meanwhile (Dir.tryLock). So no lock file appears while the
 //     remover looks, and one created afterwards fails with ENOENT in the
-//     removed directory, which the helper then opens again. Every other
+//     removed directory, which the helper then opens again. The remover
+//     moves it out of the way whole, cookie and all, before emptying it,
+//     so that no helper ever finds a directory of its own without its
+//     cookie. Every other
 //     file is written by a holder of a lock in the directory, which keeps
 //     it in use.
 
