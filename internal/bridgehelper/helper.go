@@ -171,6 +171,10 @@ func Main(args []string, sys *System) int {
 	o, err := Parse(args)
 	switch {
 	case err != nil:
+		// A refusal too: the journal has it whatever the caller passed.
+		if !sys.StderrIsJournal {
+			sys.log(priErr, fmt.Sprintf("%v (caller uid %d)", err, sys.UID), "", o.Bridge)
+		}
 		fmt.Fprintf(sys.Stderr, "%s: %v (%s)\n", Name, err, usage)
 		return 1
 	case o.Help:

@@ -50,7 +50,7 @@ func (c Command) Main(args []string, sys *System) int {
 	case (o.Help || o.Version) && len(args) == 1 && interfaceExists(args[0]):
 		// QEMU runs the script with the tap's name alone: a tap named
 		// like an option must not make it print help and succeed.
-		fmt.Fprintf(sys.Stderr, "%s: %v\n", c.Name, link.ValidateName(args[0]))
+		sys.logger(c.Name, args[0], false).send(PriErr, link.ValidateName(args[0]).Error(), "")
 		return 1
 	case errors.As(err, &uerr):
 		fmt.Fprintf(sys.Stderr, "%s: %s\n%s\n", c.Name, uerr.msg, c.usage())

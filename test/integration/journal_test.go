@@ -100,22 +100,31 @@ func TestSecureRefusalReachesJournal(t *testing.T) {
 		t.Fatal(err)
 	}
 	user := nstest.Nobody(t)
+	progs := map[string]string{}
+	for _, p := range []string{"qemu-bridge-helper", "qemu-ifup"} {
+		progs[p] = nstest.BuildWithACL(t, dir, acl, p)
+		nstest.SetCap(t, progs[p], "cap_net_admin+ep")
+	}
 	for _, tt := range []struct {
-		prog string
-		args []string
-		want string // the refusal, after "PROG: "
+		name, prog string
+		args       []string
+		tap        string // the tap to create, 4242's
+		want       string // the refusal, after "PROG: "
 	}{
-		{"qemu-bridge-helper", []string{"--fd=3", "--br=virbr0"},
+		{"bridge not allowed", "qemu-bridge-helper", []string{"--fd=3", "--br=virbr0"}, "tap0",
 			`bridge virbr0 not allowed by ` + acl + ` (add the line "allow virbr0" to allow it)`},
-		{"qemu-ifup", []string{"tap0"},
+		{"bad bridge name", "qemu-bridge-helper", []string{"--fd=3", "--br=virbr0virbr0virb"}, "tap0",
+			`--br: invalid interface name "virbr0virbr0virb": 16 bytes, longer than 15`},
+		{"another user's tap", "qemu-ifup", []string{"tap0"}, "tap0",
 			"tap0: not the caller's tap (owner uid 4242; caller uid 65534): run with a capability, qemu-ifup and qemu-ifdown touch only taps whose owner or group is the caller's"},
+		{"a tap named like an option", "qemu-ifup", []string{"--help"}, "--help",
+			`invalid interface name "--help": starts with '-' (reads as an option)`},
 	} {
-		t.Run(tt.prog, func(t *testing.T) {
-			prog := nstest.BuildWithACL(t, dir, acl, tt.prog)
-			nstest.SetCap(t, prog, "cap_net_admin+ep")
+		t.Run(tt.name, func(t *testing.T) {
+			prog := progs[tt.prog]
 			ns := nstest.New(t)
 			ns.AddBridge(t, "virbr0", 0)
-			if err := ns.Do(func() error { return addOwnedTap("tap0", 4242, noOwner) }); err != nil {
+			if err := ns.Do(func() error { return addOwnedTap(tt.tap, 4242, noOwner) }); err != nil {
 				t.Fatal(err)
 			}
 			stderr, err := os.CreateTemp(t.TempDir(), "stderr")
@@ -159,7 +168,7 @@ func TestSecureRefusalReachesJournal(t *testing.T) {
 				t.Fatalf("exit %d, %v; want 1", code, err)
 			}
 			line := tt.prog + ": " + tt.want
-			if got, _ := os.ReadFile(stderr.Name()); !strings.Contains(string(got), line+"\n") {
+			if got, _ := os.ReadFile(stderr.Name()); !strings.Contains(string(got), line) {
 				t.Errorf("stderr %q lacks %q", got, line)
 			}
 			var msgs []string
