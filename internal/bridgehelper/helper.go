@@ -145,7 +145,7 @@ func OS() *System {
 	// Left for the exit to close: the helper lives a few milliseconds.
 	if j, err := journal.Open(journal.Socket); err == nil {
 		s.Journal = j.Send
-		s.StderrIsJournal = journal.StderrIsJournal()
+		s.StderrIsJournal = journal.StderrIsJournal(s.Env)
 	}
 	return s
 }
@@ -171,6 +171,10 @@ func Main(args []string, sys *System) int {
 	o, err := Parse(args)
 	switch {
 	case err != nil:
+		// A refusal too: the journal has it whatever the caller passed.
+		if !sys.StderrIsJournal {
+			sys.log(priErr, fmt.Sprintf("%v (caller uid %d)", err, sys.UID), "", o.Bridge)
+		}
 		fmt.Fprintf(sys.Stderr, "%s: %v (%s)\n", Name, err, usage)
 		return 1
 	case o.Help:

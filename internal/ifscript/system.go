@@ -18,7 +18,7 @@ func OS() *System {
 	// for a few requests.
 	if j, err := journal.Open(journal.Socket); err == nil {
 		s.Journal = j.Send
-		s.StderrIsJournal = journal.StderrIsJournal()
+		s.StderrIsJournal = journal.StderrIsJournal(s.Env)
 	}
 	return s
 }

@@ -165,9 +165,7 @@ func TestBadEnvironmentAndRecord(t *testing.T) {
 	ns.AddTap(t, "tap0")
 	before := snapAll(t, ns, "tap0", "br0")
 	rundir := t.TempDir()
-	must(t, os.Mkdir(ns.RunDir(t, rundir), 0o700))
-	record := filepath.Join(ns.RunDir(t, rundir), "tap0.conf")
-	must(t, os.WriteFile(record, []byte("[Interface]\nMTU=1\n"), 0o600))
+	record := ns.PlantRecord(t, rundir, "tap0", "[Interface]\nMTU=1\n")
 	tests := []struct {
 		name string
 		env  []string
