@@ -35,25 +35,12 @@ func callHelper(t *testing.T, ns *nstest.NS, helper string) (*os.File, string) {
 	if err != nil || code != 0 {
 		t.Fatalf("qemu-bridge-helper: exit %d, %v, stderr %q", code, err, errb.String())
 	}
-	buf := make([]byte, 1)
-	oob := make([]byte, unix.CmsgSpace(4))
-	_, oobn, _, _, err := unix.Recvmsg(int(ours.Fd()), buf, oob, unix.MSG_DONTWAIT)
-	if err != nil {
-		t.Fatalf("recvmsg: %v", err)
-	}
-	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-	if err != nil || len(msgs) != 1 {
-		t.Fatalf("control messages %v: %v", msgs, err)
-	}
-	fds, err := unix.ParseUnixRights(&msgs[0])
-	if err != nil || len(fds) != 1 {
-		t.Fatalf("rights %v: %v", fds, err)
-	}
+	fd, _ := nstest.RecvFD(t, int(ours.Fd()))
 	ifr, _ := unix.NewIfreq("")
-	if err := unix.IoctlIfreq(fds[0], unix.TUNGETIFF, ifr); err != nil {
+	if err := unix.IoctlIfreq(fd, unix.TUNGETIFF, ifr); err != nil {
 		t.Fatalf("TUNGETIFF: %v", err)
 	}
-	return os.NewFile(uintptr(fds[0]), "tap"), ifr.Name()
+	return os.NewFile(uintptr(fd), "tap"), ifr.Name()
 }
 
 // TestPersistentTapSwept: the user who got a tap from qemu-bridge-helper
