@@ -68,7 +68,8 @@ func TestBridgeHelperUnprivileged(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
-			want: "ACL: " + acl + ": not owned by root, so not trusted"},
+			want: "ACL: " + acl + ": not trusted: owned by uid 65534 (nobody) with mode 0644; root trusts a file only if root owns it " +
+				"and every directory on its path and no one else may write them (fix: chown root:root " + acl + ")"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

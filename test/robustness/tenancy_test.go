@@ -322,7 +322,7 @@ func TestNamesCannotInject(t *testing.T) {
 
 	qemu, marker := fakeQEMU(t)
 	vmfile := func(body string) string {
-		p := filepath.Join(t.TempDir(), "vm.conf")
+		p := filepath.Join(nstest.TrustedDir(t), "vm.conf")
 		must(t, os.WriteFile(p, []byte("[VM]\nQEMU="+qemu+"\n"+body), 0o644))
 		return p
 	}
@@ -368,7 +368,7 @@ func TestNamesCannotInject(t *testing.T) {
 // A VM file that is a FIFO, or too large, is an error, not a hang.
 func TestVMFileNotRegular(t *testing.T) {
 	ns := nstest.New(t)
-	dir := t.TempDir()
+	dir := nstest.TrustedDir(t)
 	fifo := filepath.Join(dir, "vm.conf")
 	must(t, unix.Mkfifo(fifo, 0o644))
 	big := filepath.Join(dir, "big.conf")
