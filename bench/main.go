@@ -17,6 +17,7 @@ import (
 	"syscall"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/bench"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/bridge"
 )
 
 func main() {
@@ -29,7 +30,15 @@ func main() {
 	loadRounds := flag.Int("load-rounds", 5, "load rounds")
 	doc := flag.String("doc", "", "markdown file to write the figures into (between its markers)")
 	plot := flag.String("plot", "", "PNG to draw the scale figures into (next to -doc)")
+	rates := flag.String("rates", "", "instead of the rest: TCP through a port limited to each of these rates (1M,10M,100M), both ways")
 	flag.Parse()
+	if *rates != "" {
+		if err := runRates(*rates, *rounds); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*bin, *empty, *imports, *rounds, *scales, *load, *loadRounds, *doc, *plot); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err) // "context canceled" after Ctrl-C
 		os.Exit(1)
@@ -75,6 +84,33 @@ func run(bin, empty, imports string, rounds int, scales string, load, loadRounds
 	os.Stdout.Write(md.Bytes())
 	if doc != "" {
 		return bench.Splice(doc, md.Bytes())
+	}
+	return nil
+}
+
+// runRates measures the accuracy of the limits at each rate of list and
+// prints a markdown table.
+func runRates(list string, rounds int) error {
+	var rs []uint64
+	for _, f := range strings.Split(list, ",") {
+		r, err := bridge.ParseRate(f)
+		if err != nil {
+			return fmt.Errorf("-rates: %w", err)
+		}
+		rs = append(rs, r)
+	}
+	res, err := bench.Rates(rs, 4, rounds, os.Stderr)
+	if err != nil {
+		return err
+	}
+	fmt.Println("| limit | bytes per transfer | to the guest (tbf), median [p10, p90] | from the guest (tbf on an ifb device), median [p10, p90] |")
+	fmt.Println("|---|---|---|---|")
+	for _, r := range res {
+		pct := func(s bench.Stat) string {
+			f := func(v float64) string { return strconv.FormatFloat(100*v/float64(r.Rate), 'f', 0, 64) + " %" }
+			return f(s.Median) + " [" + f(s.P10) + ", " + f(s.P90) + "]"
+		}
+		fmt.Printf("| %s | %d | %s | %s |\n", bridge.FormatRate(r.Rate), r.Bytes, pct(r.To), pct(r.From))
 	}
 	return nil
 }

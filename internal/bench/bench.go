@@ -19,6 +19,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/bridge"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/tap"
 )
 
@@ -41,6 +42,10 @@ type variant struct {
 	Up, Down           string
 	Flag               string // before the tap's name, if set
 	UpLabel, DownLabel string // in the load figures
+	// Env, VAR=value, is added to the helpers' environment; Guarded
+	// makes the in-process changes those of guardConfig.
+	Env     string
+	Guarded bool
 }
 
 // Results holds everything make bench reports.
@@ -86,6 +91,8 @@ const (
 	importsName = "empty Go pair linking the helpers' libraries"
 	versionName = "qemu-ifup --version + qemu-ifdown --version"
 	oursName    = "qemu-ifup + qemu-ifdown"
+	guardName   = "qemu-ifup + qemu-ifdown, with limits and anti-spoofing"
+	guardInName = "the same changes with limits and anti-spoofing in-process"
 	// inProcName is the helpers' netlink work without any process: the
 	// same plans applied from this process, the part no start-up trick
 	// can remove.
@@ -115,7 +122,13 @@ func Run(ctx context.Context, cfg Config, dir string) (res *Results, err error) 
 	version := variant{Name: versionName, Up: cfg.Ifup, Down: cfg.Ifdown, Flag: "--version"}
 	ours := variant{Name: oursName, Up: cfg.Ifup, Down: cfg.Ifdown, UpLabel: "qemu-ifup", DownLabel: "qemu-ifdown"}
 	inproc := variant{Name: inProcName}
-	res.Variants = []string{shellName, floorName, importsName, versionName, oursName, inProcName}
+	guardConf := filepath.Join(dir, "guard.conf")
+	if err := os.WriteFile(guardConf, []byte(guardConfig), 0o644); err != nil {
+		return nil, err
+	}
+	guarded := variant{Name: guardName, Up: cfg.Ifup, Down: cfg.Ifdown, Env: "QEMU_IFUP_CONFIG=" + guardConf}
+	guardedIn := variant{Name: guardInName, Guarded: true}
+	res.Variants = []string{shellName, floorName, importsName, versionName, oursName, inProcName, guardName, guardInName}
 	run, cleanup, err := runDir(dir)
 	if err != nil {
 		return nil, err
@@ -168,7 +181,7 @@ func Run(ctx context.Context, cfg Config, dir string) (res *Results, err error) 
 		v     variant
 		scale int
 	}
-	tasks := []task{{shell, 0}, {floor, 0}, {imports, 0}, {version, 0}, {ours, 0}, {inproc, 0}}
+	tasks := []task{{shell, 0}, {floor, 0}, {imports, 0}, {version, 0}, {ours, 0}, {inproc, 0}, {guarded, 0}, {guardedIn, 0}}
 	for i := 1; i < len(cfg.Scales); i++ {
 		tasks = append(tasks, task{shell, i}, task{ours, i}, task{inproc, i})
 	}
@@ -369,8 +382,11 @@ func pair(n *ns, v variant, env []string, stderr *os.File) (time.Duration, usage
 			}
 		}()
 		if v.Up == "" {
-			wall, err = inProcess(n, tap)
+			wall, err = inProcess(n, tap, v.Guarded)
 			return
+		}
+		if v.Env != "" {
+			env = append(slices.Clone(env), v.Env)
 		}
 		stderr.Truncate(0)
 		stderr.Seek(0, io.SeekStart)
@@ -509,11 +525,30 @@ func checkPorts(n *ns, taps []string, master int) error {
 	return nil
 }
 
+// guardConfig gives the taps of the bench limits both ways and the rules
+// against spoofing, with one address.
+const guardConfig = `[Interface]
+Name=bench*
+InboundRate=10M
+OutboundRate=10M
+Spoofing=deny
+IPAddress=192.168.122.10
+GuestMAC=52:54:00:12:34:56
+`
+
 // inProcess makes the changes qemu-ifup and qemu-ifdown make, with the
-// default port settings, through pkg/tap on n's link.Conn and times
-// them: the kernel's share of a pair.
-func inProcess(n *ns, name string) (time.Duration, error) {
+// default port settings (and, guarded, those of guardConfig), through
+// pkg/tap on n's link.Conn and times them: the kernel's share of a pair.
+func inProcess(n *ns, name string, guarded bool) (time.Duration, error) {
 	port := tap.Port{Bridge: "virbr0", MAC: tap.MACHigh, Promisc: true}
+	if guarded {
+		addrs, err := bridge.ParseAddrs("192.168.122.10")
+		if err != nil {
+			return 0, err
+		}
+		port.Inbound, port.Outbound = bridge.Limit{Rate: 10_000_000}, bridge.Limit{Rate: 10_000_000}
+		port.DenySpoofing, port.Addrs, port.GuestMAC = true, addrs, "52:54:00:12:34:56"
+	}
 	t0 := time.Now()
 	pl, err := tap.PlanUp(n.conn, name, port)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
@@ -171,7 +172,7 @@ func guardSteps(c *link.Conn, port *link.Link, s PortSettings) ([]Step, error) {
 	slices.Sort(gone)
 	want := ""
 	if s.guarded() {
-		want = guardMark(s)
+		want = guardMark(s, port.Index)
 	}
 	jump := g.jumps[port.Name]
 	var old *portGuard
@@ -196,7 +197,7 @@ func guardSteps(c *link.Conn, port *link.Link, s PortSettings) ([]Step, error) {
 				if err := nc.Flush(); err != nil {
 					return fmt.Errorf("remove the rules of %s: %w", strings.Join(gone, ", "), err)
 				}
-				return nil
+				return delIfbs(c, gone, g)
 			},
 		})
 	}
@@ -221,7 +222,7 @@ func guardSteps(c *link.Conn, port *link.Link, s PortSettings) ([]Step, error) {
 	}
 	return append(steps, Step{
 		Action: ActGuard,
-		Desc:   "rules on frames from the guest: " + want,
+		Desc:   "nftables chain " + GuardChain(port.Name) + ": " + want,
 		Apply: func(c *link.Conn, port *link.Link) error {
 			return replaceGuard(c, port.Name, jump, nil, want, rules)
 		},
@@ -230,6 +231,39 @@ func guardSteps(c *link.Conn, port *link.Link, s PortSettings) ([]Step, error) {
 			return replaceGuard(c, port.Name, nil, old, "", nil)
 		},
 	}), nil
+}
+
+// delIfbs removes the ifb devices the jumps of the ports gone name.
+func delIfbs(c *link.Conn, gone []string, g guards) error {
+	var h *netlink.Handle
+	for _, name := range gone {
+		ifb := ifbOf(string(g.jumps[name].UserData))
+		if ifb == "" {
+			continue
+		}
+		if h == nil {
+			var err error
+			if h, err = handle(c); err != nil {
+				return fmt.Errorf("netlink: %w", err)
+			}
+			defer h.Close()
+		}
+		if err := delIfb(h, ifb); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ifbOf is the ifb device a mark names, "" for none.
+func ifbOf(mark string) string {
+	for _, w := range strings.Fields(mark) {
+		w = strings.TrimRight(w, ";")
+		if strings.HasPrefix(w, IfbPrefix) {
+			return w
+		}
+	}
+	return ""
 }
 
 // replaceGuard removes port's rules (those whose jump is jump; when jump
@@ -294,9 +328,12 @@ func leaveGuard(c *link.Conn, port *link.Link, last bool) (*Step, error) {
 	return st, nil
 }
 
-// guardMark says what the rules of s do; it marks them, so that a port
-// whose rules are as asked keeps them untouched.
-func guardMark(s PortSettings) string {
+// guardMark says what the rules of s do for the port with index index;
+// it marks them, so that a port whose rules are as asked keeps them
+// untouched. A port whose outbound traffic is limited has a chain, empty
+// without other rules, whose mark names its ifb device: so the device of
+// a port that vanished is found and removed with its chain.
+func guardMark(s PortSettings, index int) string {
 	var parts []string
 	if s.DenySpoofing {
 		parts = append(parts, "source MAC "+s.GuestMAC)
@@ -306,7 +343,7 @@ func guardMark(s PortSettings) string {
 		parts = append(parts, "no DHCP server, no router advertisements")
 	}
 	if s.Outbound.Set() {
-		parts = append(parts, "police at "+s.Outbound.String())
+		parts = append(parts, "outbound limit on "+ifbName(index))
 	}
 	return strings.Join(parts, "; ")
 }
@@ -323,7 +360,7 @@ const (
 )
 
 // guardRules are the rules of a port's chain for s, in order: the MAC,
-// DHCP servers and router advertisements; the outbound limit; then, with
+// DHCP servers and router advertisements; then, with
 // addresses, each allowed source returns and every other ARP, IPv4 and
 // IPv6 packet is dropped.
 func guardRules(s PortSettings) ([][]expr.Any, error) {
@@ -340,13 +377,6 @@ func guardRules(s PortSettings) ([][]expr.Any, error) {
 			rule(l4proto(protoUDP), load(expr.PayloadBaseTransportHeader, 0, 2), compare(expr.CmpOpEq, be16(547)), verdict(expr.VerdictDrop)),
 			rule(l4proto(protoV6), load(expr.PayloadBaseTransportHeader, 0, 1), compare(expr.CmpOpEq, []byte{134}), verdict(expr.VerdictDrop)),
 		)
-	}
-	if s.Outbound.Set() {
-		rules = append(rules, []expr.Any{
-			&expr.Limit{Type: expr.LimitTypePktBytes, Rate: s.Outbound.Rate / 8, Unit: expr.LimitTimeSecond,
-				Over: true, Burst: uint32(s.Outbound.BurstBytes())},
-			verdict(expr.VerdictDrop),
-		})
 	}
 	if !s.DenySpoofing || s.Addrs.IsEmpty() {
 		return rules, nil

@@ -97,6 +97,16 @@ func (b *Linux) Join(c *link.Conn, port *link.Link, from Bridge, _ int, s PortSe
 		return nil, err
 	}
 	steps = append(steps, shape...)
+	// A tap that is down and on no bridge is as QEMU made it, without an
+	// ifb device: one is looked for only when asked for (ifdown removes
+	// it, and a new tap has none).
+	if fresh := from == nil && !port.Up(); !fresh || s.Outbound.Set() {
+		shape, err := outShapeSteps(c, port, s.Outbound)
+		if err != nil {
+			return nil, err
+		}
+		steps = append(steps, shape...)
+	}
 	switch prev, ok := from.(*Linux); {
 	case same:
 	case ok:
@@ -171,8 +181,12 @@ func (b *Linux) Leave(c *link.Conn, port *link.Link, last bool) (Step, error) {
 	if err != nil {
 		return Step{}, fmt.Errorf("read the qdisc of %s: %w", port.Name, err)
 	}
+	outShape, err := leaveOutShape(c, port, last)
+	if err != nil {
+		return Step{}, err
+	}
 	var parts []Step
-	for _, p := range []*Step{guard, shape} {
+	for _, p := range []*Step{guard, shape, outShape} {
 		if p != nil {
 			st.Desc += ", " + p.Desc
 			parts = append(parts, *p)

@@ -30,9 +30,12 @@ func sameTBF(have, want link.TBF) bool {
 // shapeSteps is the step that gives port the inbound limit in, or takes
 // away the filter when in is none: none when all is as asked.
 func shapeSteps(c *link.Conn, port *link.Link, in Limit) ([]Step, error) {
-	have, err := c.RootTBF(port)
-	if err != nil {
-		return nil, fmt.Errorf("read the qdisc of %s: %w", port.Name, err)
+	var have *link.TBF
+	if port.Qdisc == "tbf" {
+		var err error
+		if have, err = c.RootTBF(port); err != nil {
+			return nil, fmt.Errorf("read the qdisc of %s: %w", port.Name, err)
+		}
 	}
 	if !in.Set() {
 		if have == nil {
@@ -64,7 +67,7 @@ func shapeSteps(c *link.Conn, port *link.Link, in Limit) ([]Step, error) {
 // leaveShape is the step that removes port's filter when it leaves its
 // bridge, or nil when it has none. Unless last, its undo puts it back.
 func leaveShape(c *link.Conn, port *link.Link, last bool) (*Step, error) {
-	if port.Index == 0 {
+	if port.Qdisc != "tbf" {
 		return nil, nil
 	}
 	have, err := c.RootTBF(port)

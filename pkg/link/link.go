@@ -35,6 +35,9 @@ type Link struct {
 	MasterIndex int
 	// Alias is the interface's alias (IFLA_IFALIAS), "" for none.
 	Alias string
+	// Qdisc is the kind of the interface's root qdisc (IFLA_QDISC):
+	// "tbf", "noqueue", "fq_codel"...; "" when the kernel gave none.
+	Qdisc string
 	// Tun holds a tun device's settings; nil unless Kind is "tun".
 	Tun *Tun
 	// BridgePort holds the port flags of a port of a Linux bridge; nil
@@ -245,6 +248,8 @@ func parseLink(b []byte) (*Link, error) {
 			}
 		case unix.IFLA_IFALIAS:
 			l.Alias = cString(v)
+		case unix.IFLA_QDISC:
+			l.Qdisc = cString(v)
 		case unix.IFLA_CARRIER:
 			carrier = len(v) > 0 && v[0] != 0
 		case unix.IFLA_LINKINFO:

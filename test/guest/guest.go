@@ -68,6 +68,15 @@ type Config struct {
 	Answer int
 	// Timeout bounds each of the guest's waits; default 60 s.
 	Timeout time.Duration
+	// MAC is eth0's MAC, set by the guest itself; "" keeps the NIC's.
+	MAC string
+	// Send is HOST:PORT:KIB: after the pings, the guest sends KIB KiB
+	// to HOST:PORT over TCP and reports "sent KIB KiB to HOST:PORT in
+	// S.SSs".
+	Send string
+	// Recv is HOST:PORT: then the guest reads from HOST:PORT until it
+	// closes and reports "received N bytes from HOST:PORT in S.SSs".
+	Recv string
 }
 
 // Append is the kernel command line (QEMU's -append) for c.
@@ -90,6 +99,11 @@ func (c Config) Append() string {
 	}
 	if c.Timeout > 0 {
 		a = append(a, "qth.timeout="+strconv.Itoa(int(c.Timeout.Seconds())))
+	}
+	for _, kv := range [][2]string{{"qth.mac", c.MAC}, {"qth.send", c.Send}, {"qth.recv", c.Recv}} {
+		if kv[1] != "" {
+			a = append(a, kv[0]+"="+kv[1])
+		}
 	}
 	return strings.Join(a, " ")
 }
