@@ -95,13 +95,15 @@ Arguments=-device 'a b' "c\"d" e\ f
 // TestParseHostBridgeKeys: a [NIC]'s VLAN and port flags go to qemu-ifup
 // through the tap's settings.
 func TestParseHostBridgeKeys(t *testing.T) {
-	vm, err := Parse("t.conf", []byte("[NIC]\nID=a\nBridge=ovsbr0\nVLAN=10\nTrunks=20 30\n[NIC]\nID=b\nIsolated=yes\nLearning=no\nUnicastFlood=no\n"))
+	vm, err := Parse("t.conf", []byte("[NIC]\nID=a\nBridge=ovsbr0\nVLAN=10\nTrunks=20 30\n[NIC]\nID=b\nIsolated=yes\nLearning=no\nUnicastFlood=no\n"+
+		"[NIC]\nID=c\nInboundRate=1M\nOutboundRate=2M\nOutboundBurst=64K\nSpoofing=deny\nIPAddress=10.0.0.2\nIPAddress=fd00::2\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]ifconf.Settings{
 		"a": ifconftest.Settings(t, "Bridge=ovsbr0", "VLAN=10", "Trunks=20,30"),
 		"b": ifconftest.Settings(t, "Isolated=yes", "Learning=no", "UnicastFlood=no"),
+		"c": ifconftest.Settings(t, "InboundRate=1M", "OutboundRate=2M", "OutboundBurst=64K", "Spoofing=deny", "IPAddress=10.0.0.2 fd00::2"),
 	}
 	if diff := cmp.Diff(want, vm.TapSettings()); diff != "" {
 		t.Errorf("TapSettings (-want +got):\n%s", diff)
@@ -122,6 +124,8 @@ func TestParseErrors(t *testing.T) {
 		{"[NIC]\nBridge=br0\nScript=/x\n", "vm.conf:1: [NIC] net0: Bridge=, MTU=, HostMAC=, VLAN=, Trunks=, Isolated=, Learning=, UnicastFlood=, the rates and bursts, Spoofing= and IPAddress= are for qemu-launch's qemu-ifup"},
 		{"[NIC]\nIsolated=yes\nScript=/x\n", "vm.conf:1: [NIC] net0: Bridge=, MTU=, HostMAC="},
 		{"[NIC]\nVLAN=5000\n", `vm.conf:2: VLAN: "5000" is not a VLAN ID from 1 to 4094`},
+		{"[NIC]\nInboundRate=fast\n", `vm.conf:2: InboundRate: "fast" is not a rate in bits per second from 8K to 1T (1M is 1 Mbit/s)`},
+		{"[NIC]\nSpoofing=deny\nSpoofing=allow\n", "vm.conf:3: Spoofing= given twice in [NIC] (first at line 2)"},
 		{"[NIC]\nGuestMAC=52:54:00:12:34:56\n", "vm.conf:2: unknown key GuestMAC= in [NIC]"},
 		{"[NIC]\nBridge=a-very-long-bridge\n", "vm.conf:2: Bridge: invalid interface name"},
 		{"[NIC]\nMACAddress=52:54:00\n", "vm.conf:2: MACAddress:"},

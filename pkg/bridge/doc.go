@@ -7,7 +7,10 @@
 //
 //   - Linux (linux.go): the kernel's bridge, over netlink. Its ports have
 //     flags (isolated, learning, unicast flooding) and, for a guest whose
-//     MAC the bridge is not to learn, a static forwarding entry.
+//     MAC the bridge is not to learn, a static forwarding entry; rules
+//     against spoofing in nftables (guard.go) and limits each way, token
+//     bucket filters on the port and on an ifb device of its own
+//     (shape.go, shapeout.go).
 //   - OVSBridge (ovsbridge.go): a bridge of Open vSwitch, through
 //     ovs-vsctl (see OVS). Its ports have VLANs, an mtu_request and
 //     external-ids naming the guest.

@@ -55,8 +55,13 @@ func portChain(port string) *nftables.Chain {
 	return &nftables.Chain{Name: GuardChain(port), Table: guardTable}
 }
 
-// nft opens a nftables connection in the namespace of c.
+// nft opens a nftables connection in the namespace of c. Entering the
+// namespace costs a thread switch; a caller already there (a helper, in
+// its only namespace) skips it.
 func nft(c *link.Conn) (*nftables.Conn, error) {
+	if c.InCallerNS() {
+		return nftables.New()
+	}
 	ns, err := c.NetNS()
 	if err != nil {
 		return nil, fmt.Errorf("nftables: %w", err)

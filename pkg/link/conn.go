@@ -79,6 +79,19 @@ func (c *Conn) NetNS() (int, error) {
 	return c.ns, nil
 }
 
+// InCallerNS reports whether the Conn's network namespace is the calling
+// thread's, where a socket of another kind opens without entering it.
+func (c *Conn) InCallerNS() bool {
+	if c.ns < 0 {
+		return false
+	}
+	var mine, here unix.Stat_t
+	if unix.Fstat(c.ns, &mine) != nil || unix.Stat("/proc/thread-self/ns/net", &here) != nil {
+		return false
+	}
+	return mine.Dev == here.Dev && mine.Ino == here.Ino
+}
+
 // Close closes the socket.
 func (c *Conn) Close() error {
 	if c.fd < 0 {

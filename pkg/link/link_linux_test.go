@@ -366,3 +366,19 @@ func TestClosed(t *testing.T) {
 		t.Errorf("second Close = %v", err)
 	}
 }
+
+// TestInCallerNS: a Conn opened in a test namespace is in the namespace
+// of a thread there, not in the test's own.
+func TestInCallerNS(t *testing.T) {
+	n := nstest.New(t)
+	if n.Conn.InCallerNS() {
+		t.Error("InCallerNS outside the namespace = true")
+	}
+	var inside bool
+	if err := n.Do(func() error { inside = n.Conn.InCallerNS(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if !inside {
+		t.Error("InCallerNS inside the namespace = false")
+	}
+}
