@@ -61,7 +61,7 @@ func Build(log io.Writer) (Files, error) {
 type Config struct {
 	Addrs   []string // one address/prefix per NIC, eth0 first
 	Gateway string   // default route via eth0; "none" for none
-	Ping    []string // hosts to ping; default the gateway
+	Ping    []string // hosts to ping, ADDR@SIZE for SIZE bytes of ICMP data; default the gateway
 	Count   int      // echo requests per host pinged; default 3
 	// Answer makes the guest wait, before it powers off, until it has
 	// answered this many echo requests, so that the host can ping it.
