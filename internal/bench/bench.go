@@ -522,7 +522,7 @@ func inProcess(n *ns, name string) (time.Duration, error) {
 	if err := pl.Apply(n.conn, nil); err != nil {
 		return 0, err
 	}
-	if pl, err = tap.PlanDown(n.conn, name, true); err != nil {
+	if pl, err = tap.PlanDown(n.conn, name, tap.Port{Promisc: true}); err != nil {
 		return 0, err
 	}
 	if err := pl.Apply(n.conn, nil); err != nil {

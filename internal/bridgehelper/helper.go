@@ -15,7 +15,6 @@ package bridgehelper
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -26,6 +25,7 @@ import (
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/ifconf"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/journal"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/privs"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/proc"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/version"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/bridge"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
@@ -112,42 +112,19 @@ func Parse(args []string) (Options, error) {
 	return o, nil
 }
 
-// A System is what a run takes from its process.
+// A System is what a run takes from its process, with the ACL file and
+// the caller.
 type System struct {
-	Stdout, Stderr io.Writer
-	// Env reads the environment; nil when it must not be trusted.
-	Env func(string) string
-	// Secure is set when the helper runs with privileges its caller
-	// lacks: the ACL files must then be root's alone.
-	Secure bool
+	proc.Process
 	// ACLPath is the ACL file.
 	ACLPath string
-	// Journal sends one entry; nil when no journal listens.
-	Journal func(msg string, pri int, fields map[string]string) error
-	// StderrIsJournal is set when stderr already goes to the journal.
-	StderrIsJournal bool
 	// UID is the caller's (real) user id, for the journal.
 	UID int
 }
 
-// Journal priorities (syslog levels).
-const (
-	priErr  = 3
-	priInfo = 6
-)
-
 // OS returns the System of this process.
 func OS() *System {
-	s := &System{Stdout: os.Stdout, Stderr: os.Stderr, Secure: privs.Secure(), ACLPath: bridgeacl.Path, UID: os.Getuid()}
-	if !s.Secure {
-		s.Env = os.Getenv
-	}
-	// Left for the exit to close: the helper lives a few milliseconds.
-	if j, err := journal.Open(journal.Socket); err == nil {
-		s.Journal = j.Send
-		s.StderrIsJournal = journal.StderrIsJournal()
-	}
-	return s
+	return &System{Process: proc.Current(), ACLPath: bridgeacl.Path, UID: os.Getuid()}
 }
 
 // log sends one entry to the journal, naming the tap (when there is one),
@@ -188,7 +165,7 @@ func Main(args []string, sys *System) int {
 	}
 	if err := Run(o, sys); err != nil {
 		if !sys.StderrIsJournal {
-			sys.log(priErr, fmt.Sprintf("%v (caller uid %d)", err, sys.UID), "", o.Bridge)
+			sys.log(journal.PriErr, fmt.Sprintf("%v (caller uid %d)", err, sys.UID), "", o.Bridge)
 		}
 		fmt.Fprintf(sys.Stderr, "%s: %v\n", Name, err)
 		return 1
@@ -214,7 +191,7 @@ func Run(o Options, sys *System) error {
 	defer conn.Close()
 	// Look the bridge up before making a tap, so that a wrong name is
 	// reported as such.
-	if _, err := bridge.Get(conn, br); err != nil {
+	if _, err := (bridge.Host{}).Find(conn, br); err != nil {
 		return err
 	}
 	dev, err := tap.Create(tapPattern, o.UseVnet)
@@ -226,12 +203,12 @@ func Run(o Options, sys *System) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", dev.Name, err)
 	}
-	if err := set.Set("Bridge", br, ifconf.Origin{File: "--br"}); err != nil {
+	if err := set.Set(ifconf.KeyBridge, br, ifconf.Origin{File: "--br"}); err != nil {
 		return fmt.Errorf("--br: %w", err)
 	}
 	pl, err := tap.PlanUp(conn, dev.Name, set.Port())
 	if err != nil {
-		return err
+		return ifconf.Explain(dev.Name, err)
 	}
 	if err := pl.Apply(conn, nil); err != nil {
 		return err
@@ -239,7 +216,7 @@ func Run(o Options, sys *System) error {
 	if err := sendFD(o.FD, dev.File); err != nil {
 		return fmt.Errorf("%s: send to QEMU over --fd=%d: %w", dev.Name, o.FD, err)
 	}
-	sys.log(priInfo, fmt.Sprintf("%s: port of %s, sent to the caller (uid %d)", dev.Name, br, sys.UID), dev.Name, br)
+	sys.log(journal.PriInfo, fmt.Sprintf("%s: port of %s, sent to the caller (uid %d)", dev.Name, br, sys.UID), dev.Name, br)
 	return nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/nstest"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/proc"
 )
 
 func TestParse(t *testing.T) {
@@ -55,7 +56,7 @@ func TestParse(t *testing.T) {
 func TestMainUsage(t *testing.T) {
 	for _, args := range [][]string{nil, {"--br=virbr0"}, {"--fd=3", "--br=" + strings.Repeat("x", 16)}} {
 		var out, errb bytes.Buffer
-		code := Main(args, &System{Stdout: &out, Stderr: &errb})
+		code := Main(args, &System{Process: proc.Process{Stdout: &out, Stderr: &errb}})
 		if code != 1 || out.Len() != 0 || strings.Count(errb.String(), "\n") != 1 ||
 			!strings.HasPrefix(errb.String(), Name+": ") || !strings.Contains(errb.String(), usage) {
 			t.Errorf("Main(%q) = %d, stdout %q, stderr %q", args, code, out.String(), errb.String())
@@ -134,13 +135,15 @@ func TestRun(t *testing.T) {
 			}
 			var logged []entry
 			sys := &System{
-				Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{},
+				Process: proc.Process{
+					Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{},
+					Journal: func(msg string, pri int, f map[string]string) error {
+						logged = append(logged, entry{msg, pri, f})
+						return nil
+					},
+				},
 				ACLPath: filepath.Join(dir, "bridge.conf"),
 				UID:     1234,
-				Journal: func(msg string, pri int, f map[string]string) error {
-					logged = append(logged, entry{msg, pri, f})
-					return nil
-				},
 			}
 			// Settings from a config the test controls, not the machine's.
 			sys.Env = func(k string) string {

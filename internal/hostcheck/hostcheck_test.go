@@ -1,13 +1,12 @@
 package hostcheck
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/nstest"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/cpuset"
 )
 
@@ -24,22 +23,6 @@ Max locked memory         unlimited            unlimited            bytes
 	statusRoot = "Name:\tqemu-launch\nCapInh:\t0000000000000000\nCapPrm:\t000001ffffffffff\nCapEff:\t000001ffffffffff\n"
 	statusUser = "Name:\tqemu-launch\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n"
 )
-
-// tree writes a sample root directory: files by path relative to it.
-func tree(t *testing.T, files map[string]string) string {
-	t.Helper()
-	root := t.TempDir()
-	for rel, data := range files {
-		p := filepath.Join(root, rel)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return root
-}
 
 // base is a stock host: nothing isolated, nohz_full built in but unused,
 // throttling on, an 8 MiB lock limit, run by root.
@@ -158,7 +141,7 @@ func TestCheck(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h, err := Read(tree(t, tt.files))
+			h, err := Read(nstest.Tree(t, tt.files))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -170,7 +153,7 @@ func TestCheck(t *testing.T) {
 }
 
 func TestRead(t *testing.T) {
-	h, err := Read(tree(t, with(base(), IsolatedPath, "2-3\n", NohzFullPath, "1-3\n", StatusPath, statusUser)))
+	h, err := Read(nstest.Tree(t, with(base(), IsolatedPath, "2-3\n", NohzFullPath, "1-3\n", StatusPath, statusUser)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +171,7 @@ func TestRead(t *testing.T) {
 		{with(base(), StatusPath, "CapEff:\tzz\n"), "proc/self/status: CapEff: "},
 		{with(base(), StatusPath, "-"), "reading "},
 	} {
-		root := tree(t, tt.files)
+		root := nstest.Tree(t, tt.files)
 		_, err := Read(root)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("bad tree %d: Read = %v, want an error with %q", i, err, tt.want)

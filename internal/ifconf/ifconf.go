@@ -178,7 +178,7 @@ func Resolve(ifname string, env Env) (Settings, error) {
 		return s, err
 	}
 	if br := env.get(EnvBridge); br != "" {
-		if err := s.Set("Bridge", br, Origin{File: EnvBridge}); err != nil {
+		if err := s.Set(KeyBridge, br, Origin{File: EnvBridge}); err != nil {
 			return s, fmt.Errorf("%s: %w", EnvBridge, err)
 		}
 	}

@@ -85,7 +85,7 @@ func TestResolve(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := want{Port: s.Port(), From: s.Origin("Bridge").String()}
+			got := want{Port: s.Port(), From: s.Origin(KeyBridge).String()}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("Resolve(%s) (-want +got):\n%s", tt.ifname, diff)
 			}
@@ -300,7 +300,7 @@ func settings(t testing.TB, kvs ...string) Settings {
 	var s Settings
 	for _, kv := range kvs {
 		k, v, _ := strings.Cut(kv, "=")
-		if err := s.Set(k, v, Origin{File: "test"}); err != nil {
+		if err := s.SetNamed(k, v, Origin{File: "test"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -312,11 +312,11 @@ func settings(t testing.TB, kvs ...string) Settings {
 func TestSettingsMerge(t *testing.T) {
 	s := Defaults()
 	var rule Settings
-	if err := rule.Set("MTU", "9000", Origin{File: "f", Line: 4}); err != nil {
+	if err := rule.Set(KeyMTU, "9000", Origin{File: "f", Line: 4}); err != nil {
 		t.Fatal(err)
 	}
 	var rec Settings
-	if err := rec.Set("MTU", "bridge", Origin{File: "r", Line: 2}); err != nil {
+	if err := rec.Set(KeyMTU, "bridge", Origin{File: "r", Line: 2}); err != nil {
 		t.Fatal(err)
 	}
 	s.Merge(rule)
@@ -327,15 +327,15 @@ func TestSettingsMerge(t *testing.T) {
 	if got, want := s.String(), "Bridge=virbr0 MTU=bridge MAC=high Promiscuous=yes"; got != want {
 		t.Errorf("after the record: %s, want %s", got, want)
 	}
-	for key, want := range map[string]string{"Bridge": "default", "MTU": "r:2", "AllowMove": ""} {
+	for key, want := range map[Key]string{KeyBridge: "default", KeyMTU: "r:2", KeyAllowMove: ""} {
 		if got := s.Origin(key).String(); got != want {
 			t.Errorf("Origin(%s) = %q, want %q", key, got, want)
 		}
 	}
-	if s.Has("AllowMove") || !s.Has("MTU") {
-		t.Errorf("Has: AllowMove %v, MTU %v; want false, true", s.Has("AllowMove"), s.Has("MTU"))
+	if s.Has(KeyAllowMove) || !s.Has(KeyMTU) {
+		t.Errorf("Has: AllowMove %v, MTU %v; want false, true", s.Has(KeyAllowMove), s.Has(KeyMTU))
 	}
-	if err := s.Set("MTU", "jumbo", Origin{}); err == nil || s.Port().MTU != 0 {
+	if err := s.Set(KeyMTU, "jumbo", Origin{}); err == nil || s.Port().MTU != 0 {
 		t.Errorf("a rejected value changed the settings: %v, MTU %d", err, s.Port().MTU)
 	}
 }

@@ -22,6 +22,12 @@ type Origin struct {
 	Line int // 0: File is a name, not a file
 }
 
+// originDefault names the origin of a built-in default.
+const originDefault = "default"
+
+// IsDefault reports whether o is a built-in default's.
+func (o Origin) IsDefault() bool { return o == Origin{File: originDefault} }
+
 func (o Origin) String() string {
 	if o.Line == 0 {
 		return o.File
@@ -43,25 +49,59 @@ type Settings struct {
 	from  [numKeys]Origin
 }
 
-// A key is one KEY= of the settings, in the order records list them.
+// A Key is one KEY= of the settings.
+type Key int
+
+// The keys, in the order records list them.
+const (
+	KeyBridge Key = iota
+	KeyMTU
+	KeyMAC
+	KeyPromiscuous
+	KeyAllowMove
+	KeyVLAN
+	KeyTrunks
+	KeyIsolated
+	KeyLearning
+	KeyUnicastFlood
+	KeyGuestMAC
+	KeyVMName
+	numKeys
+)
+
+// String is the key's name, as files spell it.
+func (k Key) String() string { return keys[k].name }
+
+// KeyNamed returns the key called name.
+func KeyNamed(name string) (Key, bool) {
+	for k := range numKeys {
+		if keys[k].name == name {
+			return k, true
+		}
+	}
+	return 0, false
+}
+
+// A key is how one Key reads, writes and carries over its value.
 type key struct {
 	name   string
 	parse  func(p *tap.Port, v string) error
 	format func(p tap.Port) string
+	// take sets in p the value src has.
+	take func(p *tap.Port, src tap.Port)
 }
-
-const numKeys = 12
 
 // keys is the one table of the settings' keys, their parsers and checks.
 var keys = [numKeys]key{
-	{"Bridge", func(p *tap.Port, v string) error {
+	KeyBridge: {"Bridge", func(p *tap.Port, v string) error {
 		if err := link.ValidateName(v); err != nil {
 			return err
 		}
 		p.Bridge = v
 		return nil
-	}, func(p tap.Port) string { return p.Bridge }},
-	{"MTU", func(p *tap.Port, v string) error {
+	}, func(p tap.Port) string { return p.Bridge },
+		func(p *tap.Port, src tap.Port) { p.Bridge = src.Bridge }},
+	KeyMTU: {"MTU", func(p *tap.Port, v string) error {
 		if v == "bridge" {
 			p.MTU = 0
 			return nil
@@ -77,31 +117,36 @@ var keys = [numKeys]key{
 			return "bridge"
 		}
 		return strconv.Itoa(p.MTU)
-	}},
-	{"MAC", func(p *tap.Port, v string) (err error) {
+	}, func(p *tap.Port, src tap.Port) { p.MTU = src.MTU }},
+	KeyMAC: {"MAC", func(p *tap.Port, v string) (err error) {
 		p.MAC, err = tap.ParseMACPolicy(v)
 		return err
-	}, func(p tap.Port) string { return p.MAC.String() }},
-	{"Promiscuous", func(p *tap.Port, v string) (err error) {
+	}, func(p tap.Port) string { return p.MAC.String() },
+		func(p *tap.Port, src tap.Port) { p.MAC = src.MAC }},
+	KeyPromiscuous: {"Promiscuous", func(p *tap.Port, v string) (err error) {
 		p.Promisc, err = unitfile.ParseBool(v)
 		return err
-	}, func(p tap.Port) string { return yesNo(p.Promisc) }},
-	{"AllowMove", func(p *tap.Port, v string) (err error) {
+	}, func(p tap.Port) string { return yesNo(p.Promisc) },
+		func(p *tap.Port, src tap.Port) { p.Promisc = src.Promisc }},
+	KeyAllowMove: {"AllowMove", func(p *tap.Port, v string) (err error) {
 		p.AllowMove, err = unitfile.ParseBool(v)
 		return err
-	}, func(p tap.Port) string { return yesNo(p.AllowMove) }},
-	{"VLAN", func(p *tap.Port, v string) (err error) {
+	}, func(p tap.Port) string { return yesNo(p.AllowMove) },
+		func(p *tap.Port, src tap.Port) { p.AllowMove = src.AllowMove }},
+	KeyVLAN: {"VLAN", func(p *tap.Port, v string) (err error) {
 		p.VLAN, err = bridge.ParseVLAN(v)
 		return err
-	}, func(p tap.Port) string { return strconv.Itoa(p.VLAN) }},
-	{"Trunks", func(p *tap.Port, v string) (err error) {
+	}, func(p tap.Port) string { return strconv.Itoa(p.VLAN) },
+		func(p *tap.Port, src tap.Port) { p.VLAN = src.VLAN }},
+	KeyTrunks: {"Trunks", func(p *tap.Port, v string) (err error) {
 		p.Trunks, err = bridge.ParseVLANs(v)
 		return err
-	}, func(p tap.Port) string { return p.Trunks.String() }},
-	flagKey("Isolated", bridge.FlagIsolated),
-	flagKey("Learning", bridge.FlagLearning),
-	flagKey("UnicastFlood", bridge.FlagUnicastFlood),
-	{"GuestMAC", func(p *tap.Port, v string) error {
+	}, func(p tap.Port) string { return p.Trunks.String() },
+		func(p *tap.Port, src tap.Port) { p.Trunks = src.Trunks }},
+	KeyIsolated:     flagKey("Isolated", bridge.FlagIsolated),
+	KeyLearning:     flagKey("Learning", bridge.FlagLearning),
+	KeyUnicastFlood: flagKey("UnicastFlood", bridge.FlagUnicastFlood),
+	KeyGuestMAC: {"GuestMAC", func(p *tap.Port, v string) error {
 		mac, err := net.ParseMAC(v)
 		switch {
 		case err != nil || len(mac) != 6:
@@ -111,14 +156,23 @@ var keys = [numKeys]key{
 		}
 		p.GuestMAC = mac.String()
 		return nil
-	}, func(p tap.Port) string { return p.GuestMAC }},
-	{"VMName", func(p *tap.Port, v string) error {
+	}, func(p tap.Port) string { return p.GuestMAC },
+		func(p *tap.Port, src tap.Port) { p.GuestMAC = src.GuestMAC }},
+	KeyVMName: {"VMName", func(p *tap.Port, v string) error {
 		if err := checkVMName(v); err != nil {
 			return err
 		}
 		p.VMName = v
 		return nil
-	}, func(p tap.Port) string { return p.VMName }},
+	}, func(p tap.Port) string { return p.VMName },
+		func(p *tap.Port, src tap.Port) { p.VMName = src.VMName }},
+}
+
+// flagKeys are the keys of the bridge port flags.
+var flagKeys = [...]Key{
+	bridge.FlagIsolated:     KeyIsolated,
+	bridge.FlagLearning:     KeyLearning,
+	bridge.FlagUnicastFlood: KeyUnicastFlood,
 }
 
 // flagKey is the key of a bridge port flag: yes or no.
@@ -133,6 +187,10 @@ func flagKey(name string, f bridge.Flag) key {
 	}, func(p tap.Port) string {
 		on, _ := p.Flags.Get(f)
 		return yesNo(on)
+	}, func(p *tap.Port, src tap.Port) {
+		if on, given := src.Flags.Get(f); given {
+			p.Flags.Set(f, on)
+		}
 	}}
 }
 
@@ -158,36 +216,33 @@ func yesNo(b bool) string {
 	return "no"
 }
 
-// ErrUnknownKey is returned (wrapped) by Set for a key it does not know.
+// ErrUnknownKey is returned (wrapped) by SetNamed for a key it does not
+// know.
 var ErrUnknownKey = errors.New("unknown key")
 
-func keyIndex(name string) int {
-	for i, k := range keys {
-		if k.name == name {
-			return i
-		}
-	}
-	return -1
-}
-
-// Set parses value for key and, if it is valid, records it as given at
+// Set parses value for k and, if it is valid, records it as given at
 // from. The error names neither the key nor from, which the caller knows.
-func (s *Settings) Set(key, value string, from Origin) error {
-	i := keyIndex(key)
-	if i < 0 {
-		return fmt.Errorf("%w %q", ErrUnknownKey, key)
-	}
+func (s *Settings) Set(k Key, value string, from Origin) error {
 	p := s.port
-	if err := keys[i].parse(&p, value); err != nil {
+	if err := keys[k].parse(&p, value); err != nil {
 		return err
 	}
-	s.port, s.given[i], s.from[i] = p, true, from
+	s.port, s.given[k], s.from[k] = p, true, from
 	return nil
+}
+
+// SetNamed is Set for the key called name, as a file spells it.
+func (s *Settings) SetNamed(name, value string, from Origin) error {
+	k, ok := KeyNamed(name)
+	if !ok {
+		return fmt.Errorf("%w %q", ErrUnknownKey, name)
+	}
+	return s.Set(k, value, from)
 }
 
 // setEntry sets an entry of file, with errors as "file:line: Key: reason".
 func (s *Settings) setEntry(file string, e unitfile.Entry) error {
-	err := s.Set(e.Key, e.Value, Origin{File: file, Line: e.Line})
+	err := s.SetNamed(e.Key, e.Value, Origin{File: file, Line: e.Line})
 	switch {
 	case errors.Is(err, ErrUnknownKey):
 		return fmt.Errorf("%s:%d: %w", file, e.Line, err)
@@ -197,30 +252,21 @@ func (s *Settings) setEntry(file string, e unitfile.Entry) error {
 	return nil
 }
 
-// Has reports whether key was given.
-func (s Settings) Has(key string) bool {
-	i := keyIndex(key)
-	return i >= 0 && s.given[i]
-}
+// Has reports whether k was given.
+func (s Settings) Has(k Key) bool { return s.given[k] }
 
-// Origin returns where key was given; the zero Origin if it was not.
-func (s Settings) Origin(key string) Origin {
-	if i := keyIndex(key); i >= 0 {
-		return s.from[i]
-	}
-	return Origin{}
-}
+// Origin returns where k was given; the zero Origin if it was not.
+func (s Settings) Origin(k Key) Origin { return s.from[k] }
 
 // IsZero reports whether no key was given.
 func (s Settings) IsZero() bool { return s.given == [numKeys]bool{} }
 
 // Merge gives s every key o gives, with o's value and origin.
 func (s *Settings) Merge(o Settings) {
-	for i, k := range keys {
-		if o.given[i] {
-			// A value o parsed parses again.
-			_ = k.parse(&s.port, k.format(o.port))
-			s.given[i], s.from[i] = true, o.from[i]
+	for k := range numKeys {
+		if o.given[k] {
+			keys[k].take(&s.port, o.port)
+			s.given[k], s.from[k] = true, o.from[k]
 		}
 	}
 }
@@ -245,9 +291,9 @@ func (s Settings) String() string {
 
 func (s Settings) entries() []*unit.UnitEntry {
 	var out []*unit.UnitEntry
-	for i, k := range keys {
-		if s.given[i] {
-			out = append(out, &unit.UnitEntry{Name: k.name, Value: k.format(s.port)})
+	for k := range numKeys {
+		if s.given[k] {
+			out = append(out, &unit.UnitEntry{Name: keys[k].name, Value: keys[k].format(s.port)})
 		}
 	}
 	return out
@@ -257,9 +303,8 @@ func (s Settings) entries() []*unit.UnitEntry {
 // bridge virbr0, the bridge's MTU, a high MAC, promiscuous on.
 func Defaults() Settings {
 	s := Settings{port: tap.Port{Bridge: DefaultBridge, MAC: tap.MACHigh, Promisc: true}}
-	for _, k := range []string{"Bridge", "MAC", "Promiscuous"} {
-		i := keyIndex(k)
-		s.given[i], s.from[i] = true, Origin{File: "default"}
+	for _, k := range []Key{KeyBridge, KeyMAC, KeyPromiscuous} {
+		s.given[k], s.from[k] = true, Origin{File: originDefault}
 	}
 	return s
 }

@@ -6,6 +6,9 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/journal"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/proc"
 )
 
 func TestParse(t *testing.T) {
@@ -59,7 +62,7 @@ func TestParse(t *testing.T) {
 func TestMainUsage(t *testing.T) {
 	for _, args := range [][]string{nil, {"a", "b"}, {"a b"}, {"--nope", "tap0"}} {
 		var out, errb bytes.Buffer
-		code := Up().Main(args, &System{Stdout: &out, Stderr: &errb})
+		code := Up().Main(args, &System{proc.Process{Stdout: &out, Stderr: &errb}})
 		lines := strings.Split(strings.TrimSuffix(errb.String(), "\n"), "\n")
 		if code != 2 || out.Len() != 0 || len(lines) != 2 ||
 			!strings.HasPrefix(lines[0], "qemu-ifup: ") || !strings.HasPrefix(lines[1], "usage: qemu-ifup ") {
@@ -71,12 +74,12 @@ func TestMainUsage(t *testing.T) {
 func TestMainHelpVersion(t *testing.T) {
 	for _, c := range []Command{Up(), Down()} {
 		var out, errb bytes.Buffer
-		if code := c.Main([]string{"--help"}, &System{Stdout: &out, Stderr: &errb}); code != 0 ||
+		if code := c.Main([]string{"--help"}, &System{proc.Process{Stdout: &out, Stderr: &errb}}); code != 0 ||
 			!strings.HasPrefix(out.String(), "usage: "+c.Name) || errb.Len() != 0 {
 			t.Errorf("%s --help = %d, %q, %q", c.Name, code, out.String(), errb.String())
 		}
 		out.Reset()
-		if code := c.Main([]string{"--version"}, &System{Stdout: &out, Stderr: &errb}); code != 0 ||
+		if code := c.Main([]string{"--version"}, &System{proc.Process{Stdout: &out, Stderr: &errb}}); code != 0 ||
 			out.String() != c.Name+" devel\n" {
 			t.Errorf("%s --version = %d, %q", c.Name, code, out.String())
 		}
@@ -93,16 +96,16 @@ func TestLoggerJournal(t *testing.T) {
 	}
 	var got []entry
 	var errb bytes.Buffer
-	sys := &System{
+	sys := &System{proc.Process{
 		Stderr: &errb,
 		Journal: func(msg string, pri int, f map[string]string) error {
 			got = append(got, entry{msg, pri, f})
 			return nil
 		},
-	}
+	}}
 	log := sys.logger("qemu-ifup", "tap0", false)
 	log.info("attach to virbr0", "virbr0")
-	want := []entry{{"qemu-ifup: tap0: attach to virbr0", PriInfo, map[string]string{
+	want := []entry{{"qemu-ifup: tap0: attach to virbr0", journal.PriInfo, map[string]string{
 		"SYSLOG_IDENTIFIER": "qemu-ifup", "QEMU_TAP": "tap0", "QEMU_BRIDGE": "virbr0"}}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("journal entries (-want +got):\n%s", diff)
@@ -120,7 +123,7 @@ func TestLoggerJournal(t *testing.T) {
 	sys.StderrIsJournal = false
 	quiet := sys.logger("qemu-ifup", "tap0", true)
 	quiet.info("up", "virbr0")
-	quiet.send(PriErr, "tap0: boom", "")
+	quiet.send(journal.PriErr, "tap0: boom", "")
 	if errb.String() != "qemu-ifup: tap0: boom\n" {
 		t.Errorf("--quiet stderr = %q, want only the error", errb.String())
 	}

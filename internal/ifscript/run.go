@@ -10,6 +10,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/ifconf"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/journal"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/proc"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/rundir"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/version"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/bridge"
@@ -20,26 +22,8 @@ import (
 // A System is what a run touches besides netlink: the process's streams,
 // its environment and the journal.
 type System struct {
-	Stdout, Stderr io.Writer
-	// Env is nil when the environment must not be trusted.
-	Env func(string) string
-	// Journal sends one entry; nil when no journal is available.
-	Journal func(msg string, pri int, fields map[string]string) error
-	// StderrIsJournal is set when stderr already goes to the journal, so
-	// a message is not logged twice.
-	StderrIsJournal bool
-	// Secure is set when the helper runs with privileges its caller
-	// lacks (a file capability): it then acts only for the caller (see
-	// Caller).
-	Secure bool
+	proc.Process
 }
-
-// Journal priorities (syslog levels).
-const (
-	PriErr     = 3
-	PriWarning = 4
-	PriInfo    = 6
-)
 
 // Main runs the command with the arguments after the program name and
 // returns the exit status: 0 success, 1 failure, 2 usage error.
@@ -64,7 +48,7 @@ func (c Command) Main(args []string, sys *System) int {
 	}
 	if err := c.run(o, sys); err != nil {
 		log := sys.logger(c.Name, o.Ifname, false)
-		log.send(PriErr, err.Error(), "")
+		log.send(journal.PriErr, err.Error(), "")
 		return 1
 	}
 	return 0
@@ -109,12 +93,12 @@ func (l logger) send(pri int, msg, bridge string) {
 			return
 		}
 	}
-	if pri <= PriWarning || !l.quiet {
+	if pri <= journal.PriWarning || !l.quiet {
 		fmt.Fprintln(l.sys.Stderr, line)
 	}
 }
 
-func (l logger) info(msg, bridge string) { l.send(PriInfo, l.tap+": "+msg, bridge) }
+func (l logger) info(msg, bridge string) { l.send(journal.PriInfo, l.tap+": "+msg, bridge) }
 
 func (s *System) env() ifconf.Env { return ifconf.Env{Getenv: s.Env} }
 
@@ -157,13 +141,14 @@ func open(ifname string, env ifconf.Env, log logger, lenient bool) (*session, er
 		env.Logf = func(msg string) { log.info(msg, "") }
 	case os.Geteuid() != 0:
 		// Run with a file capability by a user who cannot enter root's
-		// run directory: no record is for it; lock as before.
+		// run directory: no record is for it, and the tap's lock is an
+		// abstract socket (lockAbstract).
 		var squat string
 		if s.unlock, squat, err = lockAbstract(ifname); err != nil {
 			return nil, err
 		}
 		if squat != "" {
-			log.send(PriWarning, ifname+": warning: "+squat, "")
+			log.send(journal.PriWarning, ifname+": warning: "+squat, "")
 		}
 	default:
 		return nil, fmt.Errorf("%s: %w", ifname, err)
@@ -174,7 +159,7 @@ func open(ifname string, env ifconf.Env, log logger, lenient bool) (*session, er
 			s.close0()
 			return nil, fmt.Errorf("%s: %w", ifname, err)
 		}
-		log.send(PriWarning, fmt.Sprintf("%s: warning: %v; detaching anyway", ifname, err), "")
+		log.send(journal.PriWarning, fmt.Sprintf("%s: warning: %v; detaching anyway", ifname, err), "")
 		set = ifconf.Defaults()
 	}
 	s.settings = set
@@ -201,23 +186,23 @@ func up(o Options, sys *System) error {
 	}
 	defer s.close()
 	set, conn := s.settings, s.conn
-	if set.Origin("Bridge") == (ifconf.Origin{File: "default"}) {
+	if set.Origin(ifconf.KeyBridge).IsDefault() {
 		br, from, err := defaultBridge(conn, o.Ifname)
 		if err != nil {
 			return err
 		}
-		if err := set.Set("Bridge", br, ifconf.Origin{File: from}); err != nil {
+		if err := set.Set(ifconf.KeyBridge, br, ifconf.Origin{File: from}); err != nil {
 			return fmt.Errorf("%s: %w", o.Ifname, err)
 		}
 	}
 	port := set.Port()
-	port.OVS = sys.ovs()
+	port.Bridges = bridge.Host{OVS: sys.ovs()}
 	if err := sys.guard(o.Ifname, port.Bridge); err != nil {
 		return err
 	}
 	pl, err := tap.PlanUp(conn, o.Ifname, port)
 	if err != nil {
-		return err
+		return ifconf.Explain(o.Ifname, err)
 	}
 	br := port.Bridge
 	down := fmt.Sprintf("%s: warning: bridge %s is down; attaching anyway", o.Ifname, br)
@@ -244,7 +229,7 @@ func up(o Options, sys *System) error {
 	}
 	log := sys.logger(Up().Name, o.Ifname, o.Quiet)
 	if pl.BridgeDown {
-		log.send(PriWarning, down, br)
+		log.send(journal.PriWarning, down, br)
 	}
 	if len(pl.Changes) == 0 {
 		log.info("already a port of "+br+" as configured, nothing changed", br)
@@ -252,7 +237,7 @@ func up(o Options, sys *System) error {
 		err := pl.Apply(conn, func(c tap.Change) {
 			msg := c.String()
 			if c.Op == tap.OpAttach {
-				msg += " (bridge from " + set.Origin("Bridge").String() + ")"
+				msg += " (bridge from " + set.Origin(ifconf.KeyBridge).String() + ")"
 			}
 			log.info(msg, br)
 		})
@@ -311,8 +296,8 @@ func down(o Options, sys *System) error {
 	}
 	defer s.close()
 	conn, port := s.conn, s.settings.Port()
-	port.OVS = sys.ovs()
-	pl, err := tap.PlanDownFor(conn, o.Ifname, port)
+	port.Bridges = bridge.Host{OVS: sys.ovs()}
+	pl, err := tap.PlanDown(conn, o.Ifname, port)
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,13 @@ import (
 // Socket is where journald listens for native entries.
 const Socket = "/run/systemd/journal/socket"
 
+// Priorities of entries (syslog levels).
+const (
+	PriErr     = 3
+	PriWarning = 4
+	PriInfo    = 6
+)
+
 // A Conn is a datagram socket connected to journald.
 type Conn struct {
 	fd int

@@ -217,7 +217,7 @@ func Parse(args []string, c *Config) (done bool, err error) {
 			c.Settings = map[string]ifconf.Settings{}
 		}
 		s := c.Settings[id]
-		if err := s.Set("Bridge", b, ifconf.Origin{File: "--bridge"}); err != nil {
+		if err := s.Set(ifconf.KeyBridge, b, ifconf.Origin{File: "--bridge"}); err != nil {
 			return false, &usageError{err.Error()}
 		}
 		c.Settings[id] = s

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/ifconf"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/ifconf/ifconftest"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/nstest"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/qemuargs"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/cpuset"
@@ -37,7 +37,7 @@ func TestParse(t *testing.T) {
 			[]string{"--cpus", "0-1", "--ifup", "/u", "--ifdown", "/d", "--bridge", "br0", "--bridge", "vm1=br1",
 				"--shutdown-timeout", "5s", "-v", "--", "qemu-system-x86_64", "-m", "64", "--", "-x"},
 			Config{Binary: "qemu-system-x86_64", Args: []string{"-m", "64", "--", "-x"}, CPUs: cpuset.Of(0, 1),
-				IfUp: "/u", IfDown: "/d", Bridge: "br0", Settings: map[string]ifconf.Settings{"vm1": settings(t, "Bridge=br1")},
+				IfUp: "/u", IfDown: "/d", Bridge: "br0", Settings: map[string]ifconf.Settings{"vm1": ifconftest.Settings(t, "Bridge=br1")},
 				ShutdownTimeout: 5 * time.Second, QMPTimeout: DefaultQMPTimeout, Verbose: true},
 		},
 		{
@@ -323,24 +323,11 @@ func TestStopperPowerdownFails(t *testing.T) {
 	}
 }
 
-// settings builds the settings KEY=VALUE pairs give, as a file would.
-func settings(t testing.TB, kvs ...string) ifconf.Settings {
-	t.Helper()
-	var s ifconf.Settings
-	for _, kv := range kvs {
-		k, v, _ := strings.Cut(kv, "=")
-		if err := s.Set(k, v, ifconf.Origin{File: "test"}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return s
-}
-
 // The host check before a start: warnings on stderr, a refusal under
 // --strict before anything starts. The host is a sample tree: a user's
 // 8 MiB lock limit without CAP_IPC_LOCK, and a guest asking to lock 2 GiB.
 func TestHostCheckAtStart(t *testing.T) {
-	root := sampleHost(t, map[string]string{
+	root := nstest.Tree(t, map[string]string{
 		"sys/devices/system/cpu/isolated":     "\n",
 		"proc/sys/kernel/sched_rt_runtime_us": "950000\n",
 		"proc/sys/kernel/sched_rt_period_us":  "1000000\n",
@@ -365,21 +352,4 @@ func TestHostCheckAtStart(t *testing.T) {
 			t.Errorf("Run --strict = %d, %v (output %q), want a refusal before anything", code, err, out)
 		}
 	}
-}
-
-// sampleHost writes files, paths relative to a new root, for the host
-// check to read there instead of this machine's /proc and /sys.
-func sampleHost(t *testing.T, files map[string]string) string {
-	t.Helper()
-	root := t.TempDir()
-	for rel, data := range files {
-		p := filepath.Join(root, rel)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return root
 }

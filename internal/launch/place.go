@@ -148,7 +148,7 @@ func (r *run) readBack() error {
 }
 
 // recheck runs after the guest resumes: threads started since are placed
-// too. A failure no longer stops a running guest; it is said on stderr.
+// too. A failure does not stop a running guest; it is said on stderr.
 func (r *run) recheck() {
 	if !r.placesThreads() {
 		return

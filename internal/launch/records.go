@@ -7,10 +7,9 @@ import (
 	"os/exec"
 	"strings"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/ifconf"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/qemuargs"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
 )
 
 // writeRecords leaves qemu-ifup the settings of every tap the launcher
@@ -18,6 +17,11 @@ import (
 // launcher's record holds, or one already there under a name the launcher
 // derived (a leftover, as libvirt refuses pre-existing taps).
 func (r *run) writeRecords() error {
+	conn, err := link.Open()
+	if err != nil {
+		return fmt.Errorf("open netlink: %w", err)
+	}
+	defer conn.Close()
 	for i, t := range r.Taps {
 		fail := func(err error) error {
 			r.removeRecords(r.Taps[:i])
@@ -26,8 +30,7 @@ func (r *run) writeRecords() error {
 		if pid := r.dir.RecordOwner(t.Ifname); pid != 0 {
 			return fail(fmt.Errorf("netdev %s: tap %s is in use by another VM (qemu-launch pid %d)", t.ID, t.Ifname, pid))
 		}
-		// Looked up by name: net.InterfaceByName would dump every link.
-		if _, err := netlink.LinkByName(t.Ifname); err == nil && t.Derived {
+		if _, err := conn.ByName(t.Ifname); err == nil && t.Derived {
 			return fail(fmt.Errorf("netdev %s: tap %s already exists: a leftover of an earlier run? Remove it with \"ip link delete %s\" (or name the tap with ifname=)", t.ID, t.Ifname, t.Ifname))
 		}
 		// A mark left by an earlier run that was killed is not ours.

@@ -103,26 +103,6 @@ func (a *account) userEnviron(env []string) []string {
 	return append(out, "HOME="+a.Home, "USER="+a.Name, "LOGNAME="+a.Name)
 }
 
-// memLockOn reports whether QEMU's command line locks its memory: it then
-// needs a memory-lock limit its user does not have.
-func memLockOn(args []string) bool {
-	for i := 0; i+1 < len(args); i++ {
-		switch args[i] {
-		case "-overcommit", "--overcommit":
-			// on, or on-fault (QEMU 10): both lock what they touch.
-			if strings.Contains(","+args[i+1], ",mem-lock=on") {
-				return true
-			}
-		case "-realtime", "--realtime":
-			// -realtime's mlock defaults to on.
-			if !strings.Contains(","+args[i+1]+",", ",mlock=off,") {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // raiseMemLock lifts the launcher's memory-lock limit, which QEMU inherits:
 // as root QEMU needs no limit (CAP_IPC_LOCK), as a user it does. Only a
 // process with CAP_SYS_RESOURCE may raise a hard limit (libvirt too raises
@@ -207,7 +187,7 @@ func (p *Plan) userActions() []string {
 		return nil
 	}
 	a := []string{fmt.Sprintf("start QEMU as user %s, with no capabilities", p.User)}
-	if memLockOn(p.Args) {
+	if p.LocksMemory {
 		a = append(a, "raise the memory-lock limit to unlimited for QEMU, which locks its memory")
 	}
 	for _, t := range p.Taps {
@@ -225,7 +205,7 @@ func (p *Plan) userActions() []string {
 // asUser prepares cmd to run QEMU as the plan's user: the memory-lock
 // limit, the taps (fd 4 on, after QMP's 3) and the credentials.
 func (r *run) asUser(cmd *exec.Cmd) error {
-	if memLockOn(r.Args) {
+	if r.LocksMemory {
 		if err := raiseMemLock(r.User); err != nil {
 			return err
 		}

@@ -22,7 +22,7 @@ func TestDryRunAsUser(t *testing.T) {
 	c.Binary, c.IfUp, c.IfDown, c.DryRun, c.User = "/nonexistent/qemu", "/h/qemu-ifup", "/h/qemu-ifdown", true, "nobody"
 	// The host as root's launcher sees it (CAP_IPC_LOCK), whoever runs
 	// the test: without it the host check adds a memory-lock warning.
-	c.hostRoot = sampleHost(t, map[string]string{
+	c.hostRoot = nstest.Tree(t, map[string]string{
 		hostcheck.StatusPath: "CapEff:\t000001ffffffffff\n",
 		hostcheck.LimitsPath: "Max locked memory         8388608              8388608              bytes\n",
 	})
@@ -64,23 +64,6 @@ func TestLookupAccount(t *testing.T) {
 	} {
 		if _, err := lookupAccount(tt.user); err == nil || err.Error() != tt.want {
 			t.Errorf("lookupAccount(%s) = %v, want %s", tt.user, err, tt.want)
-		}
-	}
-}
-
-func TestMemLockOn(t *testing.T) {
-	for args, want := range map[string]bool{
-		"-overcommit mem-lock=on":           true,
-		"-overcommit cpu-pm=on,mem-lock=on": true,
-		"-overcommit mem-lock=off":          false,
-		"-overcommit mem-lock=on-fault":     true,
-		"-realtime mlock=on":                true,
-		"-realtime mlock=off":               false,
-		"-m 256":                            false,
-		"-append -overcommit":               false,
-	} {
-		if got := memLockOn(strings.Fields(args)); got != want {
-			t.Errorf("memLockOn(%s) = %v, want %v", args, got, want)
 		}
 	}
 }

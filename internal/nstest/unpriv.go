@@ -62,22 +62,6 @@ func SetCap(t testing.TB, path, caps string) {
 	}
 }
 
-// CapCopy copies the binary src into dir and gives the copy the file
-// capabilities caps: what a package installs, without touching src.
-func CapCopy(t testing.TB, src, dir, caps string) string {
-	t.Helper()
-	data, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dst := filepath.Join(dir, filepath.Base(src))
-	if err := os.WriteFile(dst, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	SetCap(t, dst, caps)
-	return dst
-}
-
 // BuildWithACL builds the command cmd (qemu-bridge-helper, qemu-ifup...)
 // into dir with the bridge ACL file at acl, a build-time setting: the
 // helpers take it from nowhere else. It returns the binary's path.

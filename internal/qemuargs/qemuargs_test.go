@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/ifconf"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/ifconf/ifconftest"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/cpuset"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
 )
@@ -71,22 +72,22 @@ func TestRewrite(t *testing.T) {
 				Args: append([]string{"-name", "rt", "-netdev", "tap,id=vm0" + helpers + ",ifname=rt-vm0", "-device", "e1000,netdev=vm0,mac=" + GuestMAC("rt", "vm0").String()}, qmp...),
 				Name: "rt", VCPUs: 1,
 				Taps: []Tap{{ID: "vm0", Ifname: "rt-vm0", Derived: true,
-					Settings: settings(t, "Bridge=br0", "GuestMAC="+GuestMAC("rt", "vm0").String(), "VMName=rt")}},
+					Settings: ifconftest.Settings(t, "Bridge=br0", "GuestMAC="+GuestMAC("rt", "vm0").String(), "VMName=rt")}},
 			},
 		},
 		{
 			name: "the guest MAC of -device mac= and -nic mac=, and the VM's name, go to the records",
 			args: []string{"-name", "web", "-netdev", "tap,id=a", "-device", "virtio-net-pci,netdev=a,mac=52:54:00:00:00:0a",
 				"-nic", "tap,id=b,mac=52:54:00:00:00:0b"},
-			opt: Options{Bridge: "br0", Settings: map[string]ifconf.Settings{"b": settings(t, "VMName=override")}},
+			opt: Options{Bridge: "br0", Settings: map[string]ifconf.Settings{"b": ifconftest.Settings(t, "VMName=override")}},
 			want: Result{
 				Args: append([]string{"-name", "web", "-netdev", "tap,id=a" + helpers + ",ifname=web-a",
 					"-device", "virtio-net-pci,netdev=a,mac=52:54:00:00:00:0a",
 					"-nic", "tap,id=b,mac=52:54:00:00:00:0b" + helpers + ",ifname=web-b"}, qmp...),
 				Name: "web", VCPUs: 1,
 				Taps: []Tap{
-					{ID: "a", Ifname: "web-a", Derived: true, Settings: settings(t, "Bridge=br0", "GuestMAC=52:54:00:00:00:0a", "VMName=web")},
-					{ID: "b", Ifname: "web-b", Derived: true, Settings: settings(t, "Bridge=br0", "GuestMAC=52:54:00:00:00:0b", "VMName=override")},
+					{ID: "a", Ifname: "web-a", Derived: true, Settings: ifconftest.Settings(t, "Bridge=br0", "GuestMAC=52:54:00:00:00:0a", "VMName=web")},
+					{ID: "b", Ifname: "web-b", Derived: true, Settings: ifconftest.Settings(t, "Bridge=br0", "GuestMAC=52:54:00:00:00:0b", "VMName=override")},
 				},
 			},
 		},
@@ -94,14 +95,14 @@ func TestRewrite(t *testing.T) {
 			name: "-name after -netdev still names the tap; per-netdev settings",
 			args: []string{"--netdev", "tap,id=a,ifname=mytap", "-netdev", "tap,id=b", "-name", "guest=web"},
 			opt: Options{Bridge: "br0", Settings: map[string]ifconf.Settings{
-				"a": settings(t, "Bridge=br1", "MTU=9000", "MAC=keep"),
+				"a": ifconftest.Settings(t, "Bridge=br1", "MTU=9000", "MAC=keep"),
 			}},
 			want: Result{
 				Args: append([]string{"-netdev", "tap,id=a,ifname=mytap" + helpers, "-netdev", "tap,id=b" + helpers + ",ifname=web-b", "-name", "guest=web"}, qmp...),
 				Name: "web", VCPUs: 1,
 				Taps: []Tap{
-					{ID: "a", Ifname: "mytap", Settings: settings(t, "Bridge=br1", "MTU=9000", "MAC=keep", "VMName=web")},
-					{ID: "b", Ifname: "web-b", Derived: true, Settings: settings(t, "Bridge=br0", "VMName=web")},
+					{ID: "a", Ifname: "mytap", Settings: ifconftest.Settings(t, "Bridge=br1", "MTU=9000", "MAC=keep", "VMName=web")},
+					{ID: "b", Ifname: "web-b", Derived: true, Settings: ifconftest.Settings(t, "Bridge=br0", "VMName=web")},
 				},
 			},
 		},
@@ -121,7 +122,7 @@ func TestRewrite(t *testing.T) {
 				Args: append([]string{"-netdev", "tap,id=vm0,script=/etc/qemu-ifup,downscript=/etc/qemu-ifdown,ifname=qemu-vm0",
 					"-netdev", "tap,id=x,script=/other,downscript=/h/qemu-ifdown"}, qmp...),
 				Name: "qemu", VCPUs: 1,
-				Taps: []Tap{{ID: "vm0", Ifname: "qemu-vm0", Derived: true, Settings: settings(t, "Bridge=br0")}},
+				Taps: []Tap{{ID: "vm0", Ifname: "qemu-vm0", Derived: true, Settings: ifconftest.Settings(t, "Bridge=br0")}},
 			},
 		},
 		{
@@ -235,9 +236,9 @@ func TestRewriteErrors(t *testing.T) {
 		{"bad -smp", []string{"-smp", "two"}, Options{}, "-smp two: cpus=two is not a number"},
 		{"ifname too long", []string{"-netdev", "tap,id=a,ifname=abcdefghijklmnop"}, Options{}, "longer than 15"},
 		{"ifname with %d", []string{"-netdev", "tap,id=a,ifname=tap%d"}, Options{}, "the kernel picks that name"},
-		{"bridge for unknown netdev", []string{"-netdev", "tap,id=a"}, Options{Settings: map[string]ifconf.Settings{"b": settings(t, "Bridge=br1")}}, "settings for netdev b, but"},
-		{"bridge for a user script", []string{"-netdev", "tap,id=a,script=/x"}, Options{Settings: map[string]ifconf.Settings{"a": settings(t, "Bridge=br1")}}, "runs its own script="},
-		{"bridge for an fd tap", []string{"-netdev", "tap,id=a,fd=3"}, Options{Settings: map[string]ifconf.Settings{"a": settings(t, "Bridge=br1")}}, "opens its tap with fd="},
+		{"bridge for unknown netdev", []string{"-netdev", "tap,id=a"}, Options{Settings: map[string]ifconf.Settings{"b": ifconftest.Settings(t, "Bridge=br1")}}, "settings for netdev b, but"},
+		{"bridge for a user script", []string{"-netdev", "tap,id=a,script=/x"}, Options{Settings: map[string]ifconf.Settings{"a": ifconftest.Settings(t, "Bridge=br1")}}, "runs its own script="},
+		{"bridge for an fd tap", []string{"-netdev", "tap,id=a,fd=3"}, Options{Settings: map[string]ifconf.Settings{"a": ifconftest.Settings(t, "Bridge=br1")}}, "opens its tap with fd="},
 		{"duplicate id", []string{"-netdev", "tap,id=a", "-netdev", "tap,id=a"}, Options{}, `second tap netdev with id "a"`},
 		{"same tap name", []string{"-netdev", "tap,id=a,ifname=t", "-netdev", "tap,id=b,ifname=t"}, Options{}, "would both use tap t"},
 		{"daemonize", []string{"-daemonize"}, Options{}, "-daemonize"},
@@ -338,19 +339,6 @@ func FuzzRewrite(f *testing.F) {
 	})
 }
 
-// settings builds the settings KEY=VALUE pairs give, as a file would.
-func settings(t testing.TB, kvs ...string) ifconf.Settings {
-	t.Helper()
-	var s ifconf.Settings
-	for _, kv := range kvs {
-		k, v, _ := strings.Cut(kv, "=")
-		if err := s.Set(k, v, ifconf.Origin{File: "test"}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return s
-}
-
 // What the host check reads from a command line: the memory to lock.
 func TestMemoryReaders(t *testing.T) {
 	tests := []struct {
@@ -366,6 +354,10 @@ func TestMemoryReaders(t *testing.T) {
 		{[]string{"-realtime", "mlock=on", "-overcommit", "mem-lock=off"}, false, 0},
 		{[]string{"-realtime", "", "-m", "lots"}, true, 0},
 		{[]string{"-m", "12x", "-nographic", "-overcommit", "mem-lock=on"}, true, 0},
+		{[]string{"-overcommit", "mem-lock=on", "-overcommit", "mem-lock=off"}, false, 0},
+		{[]string{"-overcommit", "cpu-pm=on,mem-lock=on"}, true, 0},
+		{[]string{"-realtime", "mlock=off"}, false, 0},
+		{[]string{"-append", "-overcommit"}, false, 0},
 	}
 	for _, tt := range tests {
 		if got := locksMemory(tt.args); got != tt.lock {

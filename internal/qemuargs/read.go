@@ -10,23 +10,6 @@ import (
 // from a command line, after the rewrite. They never fail: what they
 // cannot read, QEMU will judge.
 
-// values calls fn with the value of every option named one of names, in
-// order.
-func values(args []string, fn func(name, val string), names ...string) {
-	for i := 0; i < len(args); i++ {
-		o := optName(args[i])
-		if o == "" || noArg[o] || i+1 == len(args) {
-			continue
-		}
-		i++
-		for _, n := range names {
-			if o == n {
-				fn(o, args[i])
-			}
-		}
-	}
-}
-
 // locksMemory reports whether QEMU is asked to lock its memory: the last
 // of -overcommit mem-lock= and -realtime mlock= decides, as in QEMU.
 func locksMemory(args []string) bool {

@@ -53,7 +53,7 @@ func NetnsDir(id uint64) string { return "net-" + strconv.FormatUint(id, 10) }
 // Open opens (creating as needed) the directory of the calling thread's
 // network namespace under base. base must be a directory of this process's
 // effective user, not writable by anyone else; one that is open to
-// others (an older version made it 0755) is tightened to 0700.
+// others is tightened to 0700.
 func Open(base string) (*Dir, error) {
 	id, err := NetnsID()
 	if err != nil {

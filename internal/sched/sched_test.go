@@ -36,9 +36,6 @@ func TestReadSelf(t *testing.T) {
 	if th.Policy != Other || th.Prio != 0 || th.CPUs.Empty() {
 		t.Errorf("Read(self) = %v", th)
 	}
-	if kb, err := LockedKB(os.Getpid()); err != nil || kb < 0 {
-		t.Errorf("LockedKB(self) = %d, %v", kb, err)
-	}
 }
 
 // A thread of this test process goes to SCHED_FIFO 80 on CPU 0 and back,

@@ -217,11 +217,11 @@ func (n *NIC) set(file string, e unitfile.Entry) error {
 	case "DownScript":
 		n.DownScript, err = nonEmpty(v)
 	case "Bridge", "MTU", "VLAN", "Trunks", "Isolated", "Learning", "UnicastFlood":
-		err = n.Settings.Set(e.Key, v, ifconf.Origin{File: file, Line: e.Line})
+		err = n.Settings.SetNamed(e.Key, v, ifconf.Origin{File: file, Line: e.Line})
 	case "HostMAC":
 		// The host side's MAC policy, named apart from the guest's
 		// MACAddress=.
-		err = n.Settings.Set("MAC", v, ifconf.Origin{File: file, Line: e.Line})
+		err = n.Settings.Set(ifconf.KeyMAC, v, ifconf.Origin{File: file, Line: e.Line})
 	default:
 		return errUnknownKey
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/ifconf"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/ifconf/ifconftest"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/cpuset"
 )
 
@@ -32,7 +33,7 @@ func TestExample(t *testing.T) {
 	if vm.Binary != "qemu-system-x86_64" || !vm.HostCPUs.Equal(cpuset.Of(2, 3)) || vm.ShutdownTimeout != time.Minute {
 		t.Errorf("Binary %q, HostCPUs %v, ShutdownTimeout %v", vm.Binary, vm.HostCPUs, vm.ShutdownTimeout)
 	}
-	if diff := cmp.Diff(map[string]ifconf.Settings{"vm0": settings(t, "Bridge=br0")}, vm.TapSettings()); diff != "" {
+	if diff := cmp.Diff(map[string]ifconf.Settings{"vm0": ifconftest.Settings(t, "Bridge=br0")}, vm.TapSettings()); diff != "" {
 		t.Errorf("TapSettings (-want +got):\n%s", diff)
 	}
 }
@@ -83,7 +84,7 @@ Arguments=-device 'a b' "c\"d" e\ f
 	if diff := cmp.Diff(want, vm.Args()); diff != "" {
 		t.Errorf("Args (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(map[string]ifconf.Settings{"net0": settings(t, "MTU=9000", "MAC=keep")}, vm.TapSettings()); diff != "" {
+	if diff := cmp.Diff(map[string]ifconf.Settings{"net0": ifconftest.Settings(t, "MTU=9000", "MAC=keep")}, vm.TapSettings()); diff != "" {
 		t.Errorf("TapSettings (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff(map[string]cpuset.Set{"io0": cpuset.Of(1)}, vm.IOThreadCPUs(), cmp.Comparer(cpuset.Set.Equal)); diff != "" {
@@ -99,8 +100,8 @@ func TestParseHostBridgeKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]ifconf.Settings{
-		"a": settings(t, "Bridge=ovsbr0", "VLAN=10", "Trunks=20,30"),
-		"b": settings(t, "Isolated=yes", "Learning=no", "UnicastFlood=no"),
+		"a": ifconftest.Settings(t, "Bridge=ovsbr0", "VLAN=10", "Trunks=20,30"),
+		"b": ifconftest.Settings(t, "Isolated=yes", "Learning=no", "UnicastFlood=no"),
 	}
 	if diff := cmp.Diff(want, vm.TapSettings()); diff != "" {
 		t.Errorf("TapSettings (-want +got):\n%s", diff)
@@ -177,17 +178,4 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
-}
-
-// settings builds the settings KEY=VALUE pairs give, as a file would.
-func settings(t testing.TB, kvs ...string) ifconf.Settings {
-	t.Helper()
-	var s ifconf.Settings
-	for _, kv := range kvs {
-		k, v, _ := strings.Cut(kv, "=")
-		if err := s.Set(k, v, ifconf.Origin{File: "test"}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return s
 }

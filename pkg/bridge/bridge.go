@@ -1,11 +1,3 @@
-// Package bridge owns the bridge side of a port: it finds a bridge and
-// checks it, adds a port to it and removes one, and tells which bridge a
-// port is on: a Linux bridge over netlink, an Open vSwitch bridge through
-// ovs-vsctl.
-//
-// A Bridge has a Kind; each kind attaches, detaches and verifies in its own
-// way. A Linux bridge port has flags (isolated, learning, unicast flooding)
-// and static forwarding entries; an Open vSwitch port has VLAN settings.
 package bridge
 
 import (
@@ -15,155 +7,227 @@ import (
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
 )
 
-var (
-	// ErrNotFound is returned (wrapped) when no interface has the name.
-	ErrNotFound = errors.New("not found")
-	// ErrNotBridge is returned (wrapped) when the interface is not a
-	// bridge (a bond, a VRF, a plain NIC).
-	ErrNotBridge = errors.New("not a bridge")
-)
+// ErrNotBridge is returned (wrapped) when the interface is not a bridge
+// (a bond, a VRF, a plain NIC). A bridge that does not exist is an error
+// matching link.ErrNotFound.
+var ErrNotBridge = errors.New("not a bridge")
 
-// A Kind is the kind of a bridge.
-type Kind int
+// A Bridge is one bridge, of the kind its type says, as Host found it.
+type Bridge interface {
+	// Name is the bridge's name.
+	Name() string
+	// String describes the bridge in a step: its name, with its kind
+	// where a plain name could mislead ("Open vSwitch bridge ovsbr0").
+	String() string
+	// MTU is the MTU of the bridge's own interface; 0 when unknown.
+	MTU() int
+	// Down reports that the bridge is set down: a port joins it all the
+	// same, as it may come up later in boot.
+	Down() bool
+	// Is reports whether o is this same bridge.
+	Is(o Bridge) bool
+	// Has reports whether the kernel, asked nothing more, says that port
+	// is a port of this bridge; false when it cannot tell.
+	Has(port *link.Link) bool
+	// Check refuses the settings this kind cannot carry, with a
+	// *SettingError.
+	Check(s PortSettings) error
+	// Join reads port and returns the steps that make it a port of this
+	// bridge with the MTU mtu and the settings s: none when it is one
+	// already, as asked. from is the bridge it is on now (nil for none),
+	// of whatever kind.
+	Join(c *link.Conn, port *link.Link, from Bridge, mtu int, s PortSettings) ([]Step, error)
+	// Leave returns the step that takes port off this bridge. With last,
+	// no step follows it that could fail and call for its undo, so it
+	// reads nothing to undo it with.
+	Leave(c *link.Conn, port *link.Link, last bool) (Step, error)
+	// Verify checks, once port has joined, that it is this bridge's port
+	// as asked: that the bridge is still the one found, or that the
+	// switch applied the port.
+	Verify(c *link.Conn, port *link.Link) error
+}
 
-// The kinds of bridge.
+// PortSettings are the settings of a port that depend on its bridge's
+// kind. The zero PortSettings asks for nothing beyond the attach.
+type PortSettings struct {
+	// VLAN is the port's access VLAN; 0 for none.
+	VLAN int
+	// Trunks are the VLANs the port trunks; empty for none given.
+	Trunks VLANSet
+	// Flags are a port's flags; those not given are left as the port has
+	// them.
+	Flags PortFlags
+	// GuestMAC is the MAC of the guest's NIC on the port, as
+	// net.HardwareAddr.String gives it, or "" when unknown: for a static
+	// forwarding entry where the bridge does not learn, or to name the
+	// guest in the switch's records.
+	GuestMAC string
+	// VMName names the guest in the switch's records; "" when unknown.
+	VMName string
+}
+
+// An Action is what a Step does to a port.
+type Action int
+
+// The actions.
 const (
-	// Linux is the kernel's own bridge (ip link add type bridge).
-	Linux Kind = iota
-	// OpenVSwitch is a bridge of Open vSwitch, driven through ovs-vsctl.
-	OpenVSwitch
+	// ActAttach makes the port a port of the bridge, or moves it there.
+	ActAttach Action = iota
+	// ActDetach takes the port off its bridge.
+	ActDetach
+	// ActConfigure reconfigures a port already on its bridge.
+	ActConfigure
+	// ActFlag sets one flag of the port.
+	ActFlag
+	// ActFDB adds the static forwarding entry for the guest's MAC.
+	ActFDB
 )
 
-func (k Kind) String() string {
-	switch k {
-	case Linux:
-		return "linux"
-	case OpenVSwitch:
-		return "openvswitch"
-	}
-	return fmt.Sprintf("kind %d", int(k))
+// A Step is one change to a port, with all it needs to make and undo it
+// on the port it is given.
+type Step struct {
+	Action Action
+	// Desc says what the step does, for dry runs and logs.
+	Desc string
+	// Apply makes the change.
+	Apply func(c *link.Conn, port *link.Link) error
+	// Undo reverts it; nil when there is nothing to undo with (see
+	// Bridge.Leave).
+	Undo func(c *link.Conn, port *link.Link) error
+	// Verify, when set, reads back after Apply what Apply alone cannot
+	// be sure of; a failure then undoes the step too.
+	Verify func(c *link.Conn, port *link.Link) error
+	// Uncertain says that a failed Apply may have made the change all
+	// the same (a switch that recorded it, then timed out applying it):
+	// its Undo then runs too.
+	Uncertain bool
 }
 
-// A Bridge is a bridge as Get, Find or Of found it.
-type Bridge struct {
-	Name  string
-	Index int // ifindex of the bridge's own interface
-	Kind  Kind
-	MTU   int  // of the bridge's own interface
-	Up    bool // IFF_UP as set by the user
-	// Switch is the Open vSwitch of a bridge of kind OpenVSwitch; nil for
-	// a Linux bridge.
-	Switch *OVS
+// A Host reaches the bridges of one host, of every kind it can ask.
+type Host struct {
+	// OVS reaches Open vSwitch; nil asks only the kernel, for a host of
+	// Linux bridges.
+	OVS *OVS
 }
 
-// Get returns the bridge called name.
+// A kind finds the bridges of one kind.
+type kind interface {
+	// named returns the bridge of this kind whose own interface is l; nil
+	// when l is none of this kind.
+	named(c *link.Conn, l *link.Link) (Bridge, error)
+	// holding returns the bridge of this kind that has port, whose kernel
+	// master is master (nil for none); nil when none of this kind has it.
+	holding(c *link.Conn, port, master *link.Link, h Hint) (Bridge, error)
+}
+
+// kinds are the kinds of bridge h can ask about, cheapest first.
+func (h Host) kinds() []kind {
+	return []kind{linuxKind{}, ovsKind{h.OVS}}
+}
+
+// A Hint says what the caller expects of a port's bridge, so that a kind
+// whose answer costs a process is asked only when it may have the port.
+type Hint struct {
+	// Bridge is the bridge the port is to join, as Find found it; nil
+	// when there is none.
+	Bridge Bridge
+	// Name is the bridge the port is expected on, when Bridge is nil.
+	Name string
+	// Anywhere asks every kind, whatever it costs; a kind that cannot be
+	// asked then has no port.
+	Anywhere bool
+}
+
+// Find returns the bridge called name, of whichever kind it is.
 //
-// Equivalent to: ip -d link show dev $name type bridge
-func Get(c *link.Conn, name string) (*Bridge, error) {
+// Equivalent to: ip -d link show dev $name; ovs-vsctl br-exists $name
+func (h Host) Find(c *link.Conn, name string) (Bridge, error) {
 	l, err := c.ByName(name)
 	if err != nil {
 		if errors.Is(err, link.ErrNotFound) {
-			return nil, fmt.Errorf("bridge %s %w", name, ErrNotFound)
+			return nil, &notFoundError{name}
 		}
 		return nil, fmt.Errorf("look up bridge %s: %w", name, err)
 	}
-	return fromLink(l)
-}
-
-// Of returns the bridge port is a port of, or nil if port has no master.
-// A master that is not a bridge is an error wrapping ErrNotBridge.
-//
-// Equivalent to: ip -d link show dev $port (its "master")
-func Of(c *link.Conn, port *link.Link) (*Bridge, error) {
-	if port.MasterIndex == 0 {
-		return nil, nil
-	}
-	m, err := c.ByIndex(port.MasterIndex)
-	if err != nil {
-		return nil, fmt.Errorf("look up master %d: %w", port.MasterIndex, err)
-	}
-	b, err := fromLink(m)
-	if err != nil {
-		return nil, fmt.Errorf("enslaved to %s, which is %w (%s)", m.Name, ErrNotBridge, typeOf(m))
-	}
-	return b, nil
-}
-
-func fromLink(l *link.Link) (*Bridge, error) {
-	if l.Kind != "bridge" {
-		return nil, fmt.Errorf("%s is %w (%s)", l.Name, ErrNotBridge, typeOf(l))
-	}
-	return &Bridge{Name: l.Name, Index: l.Index, Kind: Linux, MTU: l.MTU, Up: l.Up()}, nil
-}
-
-// typeOf names the type of an interface in messages, as ip -d link and
-// vishvananda/netlink call it: its link kind, "tuntap" for a tun or tap,
-// "device" for a NIC without one.
-func typeOf(l *link.Link) string {
-	switch l.Kind {
-	case "":
-		return "device"
-	case "tun":
-		return "tuntap"
-	}
-	return l.Kind
-}
-
-// Attach makes port a port of b; a port of another Linux bridge moves to
-// b. A bridge that vanished since Get is named as such in the error (the
-// kernel says only EINVAL). Call Verify afterwards: the attach goes by
-// index, which cannot tell a bridge renamed or set down meanwhile.
-//
-// Equivalent to: ip link set dev $port master $b
-func (b *Bridge) Attach(c *link.Conn, port *link.Link) error {
-	if err := c.SetMaster(port, b.Index); err != nil {
-		return fmt.Errorf("attach %s to %s: %w", port.Name, b.Name, b.gone(c, err))
-	}
-	return nil
-}
-
-// Detach takes port off b.
-//
-// Equivalent to: ip link set dev $port nomaster
-func (b *Bridge) Detach(c *link.Conn, port *link.Link) error {
-	if err := c.SetMaster(port, 0); err != nil {
-		return fmt.Errorf("detach %s from %s: %w", port.Name, b.Name, err)
-	}
-	return nil
-}
-
-// Verify checks, once port has joined b, that b is still the bridge Get
-// found, by name. Whether it is up does not matter: a port may join a bridge
-// that comes up later.
-//
-// An Open vSwitch bridge is asked instead whether ovs-vswitchd opened the
-// port (see OVS.Applied).
-func (b *Bridge) Verify(c *link.Conn, port *link.Link) error {
-	fail := func(format string, a ...any) error {
-		return fmt.Errorf("attach %s to %s: "+format, append([]any{port.Name, b.Name}, a...)...)
-	}
-	if b.Kind == OpenVSwitch {
-		if err := b.Switch.Applied(port.Name); err != nil {
-			return fail("%w", err)
+	for _, k := range h.kinds() {
+		if b, err := k.named(c, l); b != nil || err != nil {
+			return b, err
 		}
-		return nil
 	}
-	l, err := c.ByIndex(b.Index)
-	switch {
-	case errors.Is(err, link.ErrNotFound):
-		return fail("bridge %s disappeared", b.Name)
-	case err != nil:
-		return fail("look up bridge: %w", err)
-	case l.Name != b.Name:
-		return fail("bridge %s was renamed to %s", b.Name, l.Name)
-	}
-	return nil
+	return nil, notBridge(l)
 }
 
-// gone explains a failed attach by the bridge having vanished.
-func (b *Bridge) gone(c *link.Conn, err error) error {
-	if _, lerr := c.ByIndex(b.Index); errors.Is(lerr, link.ErrNotFound) {
-		return fmt.Errorf("bridge %s disappeared", b.Name)
+// PortOf returns the bridge port is a port of, of whichever kind, or nil
+// if it is on none. A kernel master that is no bridge is an error
+// wrapping ErrNotBridge.
+//
+// Equivalent to: ip -d link show dev $port (its "master"); ovs-vsctl
+// iface-to-br $port
+func (h Host) PortOf(c *link.Conn, port *link.Link, hint Hint) (Bridge, error) {
+	if hint.Bridge != nil && hint.Bridge.Has(port) {
+		return hint.Bridge, nil
 	}
-	return err
+	var master *link.Link
+	if port.MasterIndex != 0 {
+		m, err := c.ByIndex(port.MasterIndex)
+		if err != nil {
+			return nil, fmt.Errorf("look up master %d: %w", port.MasterIndex, err)
+		}
+		master = m
+	}
+	for _, k := range h.kinds() {
+		if b, err := k.holding(c, port, master, hint); b != nil || err != nil {
+			return b, err
+		}
+	}
+	if master != nil {
+		return nil, fmt.Errorf("enslaved to %s, which is %w (%s)", master.Name, ErrNotBridge, master.Type())
+	}
+	return nil, nil
+}
+
+// notBridge is the error for an interface l that no kind calls a bridge.
+func notBridge(l *link.Link) error {
+	return fmt.Errorf("%s is %w (%s)", l.Name, ErrNotBridge, l.Type())
+}
+
+// notFoundError is a bridge that does not exist; it matches
+// link.ErrNotFound.
+type notFoundError struct{ name string }
+
+func (e *notFoundError) Error() string { return "bridge " + e.name + " not found" }
+func (e *notFoundError) Unwrap() error { return link.ErrNotFound }
+
+// A Setting is one of the PortSettings.
+type Setting int
+
+// The settings a kind may refuse.
+const (
+	SettingVLAN Setting = iota
+	SettingTrunks
+	// SettingFlag is one of PortSettings.Flags (SettingError.Flag).
+	SettingFlag
+)
+
+// A SettingError is a port setting that the bridge's kind cannot carry.
+type SettingError struct {
+	Setting Setting
+	// Flag is the flag, for SettingFlag.
+	Flag Flag
+	// Value is the value asked for, as its type prints it; "" for a
+	// flag.
+	Value string
+	// Reason says which kind of bridge the setting needs, and what the
+	// bridge is instead.
+	Reason string
+}
+
+func (e *SettingError) Error() string {
+	switch e.Setting {
+	case SettingVLAN:
+		return "access VLAN " + e.Value + " " + e.Reason
+	case SettingTrunks:
+		return "trunk VLANs " + e.Value + " " + e.Reason
+	}
+	return "port flag " + e.Flag.String() + " " + e.Reason
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/nstest"
@@ -23,6 +22,7 @@ func TestLinuxBridge(t *testing.T) {
 	if err := ns.Handle.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "veth0"}, PeerName: "veth1"}); err != nil {
 		t.Fatal(err)
 	}
+	var host Host
 	port := func() *link.Link {
 		l, err := ns.Conn.ByName("tap0")
 		if err != nil {
@@ -35,27 +35,28 @@ func TestLinuxBridge(t *testing.T) {
 		name, want string
 		is         error
 	}{
-		{"nosuch", "bridge nosuch not found", ErrNotFound},
+		{"nosuch", "bridge nosuch not found", link.ErrNotFound},
 		{"veth0", "veth0 is not a bridge (veth)", ErrNotBridge},
 		{"tap0", "tap0 is not a bridge (tuntap)", ErrNotBridge},
 		{"lo", "lo is not a bridge (device)", ErrNotBridge},
 	} {
-		_, err := Get(ns.Conn, tt.name)
+		_, err := host.Find(ns.Conn, tt.name)
 		if err == nil || err.Error() != tt.want || !errors.Is(err, tt.is) {
-			t.Errorf("Get(%s) = %v, want %q matching %v", tt.name, err, tt.want, tt.is)
+			t.Errorf("Find(%s) = %v, want %q matching %v", tt.name, err, tt.want, tt.is)
 		}
 	}
 
-	br, err := Get(ns.Conn, "br0")
+	found, err := host.Find(ns.Conn, "br0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &Bridge{Name: "br0", Index: ns.Link(t, "br0").Attrs().Index, Kind: Linux, MTU: 1400, Up: true}
-	if diff := cmp.Diff(want, br); diff != "" {
-		t.Errorf("Get(br0) (-want +got):\n%s", diff)
+	br, ok := found.(*Linux)
+	want := &Linux{name: "br0", index: ns.Link(t, "br0").Attrs().Index, mtu: 1400, up: true}
+	if !ok || *br != *want {
+		t.Errorf("Find(br0) = %+v, want %+v", found, want)
 	}
-	if b, err := Of(ns.Conn, port()); b != nil || err != nil {
-		t.Errorf("Of(tap0) before attach = %+v, %v, want nil, nil", b, err)
+	if b, err := host.PortOf(ns.Conn, port(), Hint{}); b != nil || err != nil {
+		t.Errorf("PortOf(tap0) before attach = %+v, %v, want nil, nil", b, err)
 	}
 
 	if err := br.Attach(ns.Conn, port()); err != nil {
@@ -64,17 +65,18 @@ func TestLinuxBridge(t *testing.T) {
 	if err := br.Verify(ns.Conn, port()); err != nil {
 		t.Errorf("Verify after attach: %v", err)
 	}
-	if b, err := Of(ns.Conn, port()); err != nil || b == nil || *b != *br {
-		t.Errorf("Of(tap0) after attach = %+v, %v, want %+v", b, err, br)
+	if b, err := host.PortOf(ns.Conn, port(), Hint{}); err != nil || b == nil || !br.Is(b) {
+		t.Errorf("PortOf(tap0) after attach = %+v, %v, want %+v", b, err, br)
 	}
 	if got := ns.Snapshot(t, "tap0").Master; got != "br0" {
 		t.Errorf("tap0 master after attach = %q, want br0", got)
 	}
 	// A port of another bridge moves.
-	br1, err := Get(ns.Conn, "br1")
+	found, err = host.Find(ns.Conn, "br1")
 	if err != nil {
 		t.Fatal(err)
 	}
+	br1 := found.(*Linux)
 	if err := br1.Attach(ns.Conn, port()); err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +92,7 @@ func TestLinuxBridge(t *testing.T) {
 		t.Errorf("tap0 master after detach = %q, want none", got)
 	}
 
-	// The bridge changes after Get.
+	// The bridge changes after Find.
 	if err := br.Attach(ns.Conn, port()); err != nil {
 		t.Fatal(err)
 	}

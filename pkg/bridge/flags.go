@@ -39,15 +39,19 @@ func (f Flag) String() string {
 	return fmt.Sprintf("flag %d", int(f))
 }
 
-func (f Flag) of(p *link.BridgePort) bool {
+// field is the field of p that holds f: the one place a flag meets the
+// kernel's report of a port.
+func (f Flag) field(p *link.BridgePort) *bool {
 	switch f {
 	case FlagIsolated:
-		return p.Isolated
+		return &p.Isolated
 	case FlagLearning:
-		return p.Learning
+		return &p.Learning
 	}
-	return p.UnicastFlood
+	return &p.UnicastFlood
 }
+
+func (f Flag) of(p *link.BridgePort) bool { return *f.field(p) }
 
 // A PortFlags says which flags a port should have. A flag that is not
 // given is left as the port has it.
@@ -107,16 +111,26 @@ func (want PortFlags) Changes(have *link.BridgePort) []FlagChange {
 	return cs
 }
 
+// apply returns have with the flags p gives.
+func (p PortFlags) apply(have link.BridgePort) link.BridgePort {
+	for f := range numFlags {
+		if p.given[f] {
+			*f.field(&have) = p.on[f]
+		}
+	}
+	return have
+}
+
 // ErrFlagIgnored is returned (wrapped) when the kernel accepted a flag
 // without applying it, as kernels that do not know a flag may.
 var ErrFlagIgnored = errors.New("the kernel ignored it")
 
-// SetFlag sets one flag on the port l and reads the port back: a flag
+// setFlag sets one flag on the port l and reads the port back: a flag
 // that did not take is an error (ErrFlagIgnored), so a host whose kernel
 // lacks it never runs a guest believed isolated.
 //
 // Equivalent to: bridge link set dev $port $flag on|off
-func SetFlag(c *link.Conn, l *link.Link, fc FlagChange) error {
+func setFlag(c *link.Conn, l *link.Link, fc FlagChange) error {
 	var err error
 	switch fc.Flag {
 	case FlagIsolated:
@@ -143,12 +157,12 @@ func SetFlag(c *link.Conn, l *link.Link, fc FlagChange) error {
 	return nil
 }
 
-// AddStaticFDB makes the bridge send frames for mac (a guest's) to the
+// addStaticFDB makes the bridge send frames for mac (a guest's) to the
 // port l without learning it, for a port with learning off, and checks
 // that the entry is there.
 //
 // Equivalent to: bridge fdb replace $mac dev $port master static
-func AddStaticFDB(c *link.Conn, l *link.Link, mac net.HardwareAddr) error {
+func addStaticFDB(c *link.Conn, l *link.Link, mac net.HardwareAddr) error {
 	if err := c.AddStaticFDB(l, mac); err != nil {
 		return fmt.Errorf("add static fdb entry %s on %s: %w", mac, l.Name, err)
 	}
@@ -162,11 +176,11 @@ func AddStaticFDB(c *link.Conn, l *link.Link, mac net.HardwareAddr) error {
 	return nil
 }
 
-// DelFDB removes the forwarding entry for mac from the port l; an entry
+// delFDB removes the forwarding entry for mac from the port l; an entry
 // that is not there is not an error.
 //
 // Equivalent to: bridge fdb del $mac dev $port master
-func DelFDB(c *link.Conn, l *link.Link, mac net.HardwareAddr) error {
+func delFDB(c *link.Conn, l *link.Link, mac net.HardwareAddr) error {
 	if err := c.DelFDB(l, mac); err != nil {
 		return fmt.Errorf("remove fdb entry %s from %s: %w", mac, l.Name, err)
 	}

@@ -69,7 +69,7 @@ func TestSetFlagReadsBack(t *testing.T) {
 	}
 	for f := range numFlags {
 		for _, on := range []bool{true, false, true} {
-			if err := SetFlag(c, tap, FlagChange{f, on}); err != nil {
+			if err := setFlag(c, tap, FlagChange{f, on}); err != nil {
 				t.Fatalf("SetFlag(%v %v): %v", f, on, err)
 			}
 			pi, err := ns.Handle.LinkGetProtinfo(ns.Link(t, "tap0"))
@@ -84,12 +84,12 @@ func TestSetFlagReadsBack(t *testing.T) {
 	}
 	mac := net.HardwareAddr{0x52, 0x54, 0, 0x12, 0x34, 0x56}
 	for range 2 {
-		if err := AddStaticFDB(c, tap, mac); err != nil {
+		if err := addStaticFDB(c, tap, mac); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for range 2 {
-		if err := DelFDB(c, tap, mac); err != nil {
+		if err := delFDB(c, tap, mac); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -97,7 +97,7 @@ func TestSetFlagReadsBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = SetFlag(c, other, FlagChange{FlagIsolated, true})
+	err = setFlag(c, other, FlagChange{FlagIsolated, true})
 	if err == nil || !strings.HasPrefix(err.Error(), "set isolated on of tap1: ") {
 		t.Errorf("SetFlag on a tap on no bridge: %v, want an error naming it", err)
 	}

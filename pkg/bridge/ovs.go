@@ -59,7 +59,7 @@ const (
 type OVSPort struct {
 	// Bridge is the OVS bridge; Name the port (and its one interface).
 	Bridge, Name string
-	// Tag is the access VLAN (1 to 4095); 0 for none.
+	// Tag is the access VLAN (1 to MaxVLAN); 0 for none.
 	Tag int
 	// Trunks are the VLANs the port trunks; empty for all (OVS's
 	// meaning of an empty trunks column).
@@ -75,12 +75,12 @@ type OVSPort struct {
 
 // validate checks the values before they reach ovs-vsctl's own syntax.
 func (p OVSPort) validate() error {
-	if p.Tag < 0 || p.Tag > 4095 {
-		return fmt.Errorf("VLAN tag %d is not from 1 to 4095", p.Tag)
+	if p.Tag != 0 && !validVLAN(p.Tag) {
+		return fmt.Errorf("VLAN tag %d is not from 1 to %d", p.Tag, MaxVLAN)
 	}
 	for _, v := range p.Trunks {
-		if v < 0 || v > 4095 {
-			return fmt.Errorf("trunk VLAN %d is not from 0 to 4095", v)
+		if !validVLAN(v) {
+			return fmt.Errorf("trunk VLAN %d is not from 1 to %d", v, MaxVLAN)
 		}
 	}
 	switch p.VLANMode {
@@ -349,22 +349,12 @@ func (o *OVS) DelPort(port string) error {
 	return nil
 }
 
-// Port reads back the port called name: its bridge, VLAN settings, the
-// interface's mtu_request and the external-ids of the keys given (others
-// are someone else's). It returns nil, nil for a port on no OVS bridge.
+// PortOn reads back the port called name, known to be on the bridge br:
+// its VLAN settings, the interface's mtu_request and the external-ids of
+// the keys given (others are someone else's).
 //
 // Equivalent to: ovs-vsctl get Port $name tag trunks vlan_mode; ovs-vsctl
 // get Interface $name mtu_request external-ids:$key
-func (o *OVS) Port(name string, externalIDs ...string) (*OVSPort, error) {
-	br, err := o.PortBridge(name)
-	if err != nil || br == "" {
-		return nil, err
-	}
-	return o.PortOn(br, name, externalIDs...)
-}
-
-// PortOn is Port for a port known to be on the bridge br (as
-// OVSBridgeOf found it), without asking again.
 func (o *OVS) PortOn(br, name string, externalIDs ...string) (*OVSPort, error) {
 	// One value per line, in OVSDB's syntax, parsed without a JSON
 	// decoder: the helpers link only what they use.

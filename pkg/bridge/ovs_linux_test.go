@@ -31,8 +31,8 @@ func TestIntegrationOVSPort(t *testing.T) {
 	if br, err := o.PortBridge("t0"); err != nil || br != "" {
 		t.Fatalf("PortBridge(t0) before = %q, %v, want \"\"", br, err)
 	}
-	if p, err := o.Port("t0", "vm-id", "attached-mac"); err != nil || p != nil {
-		t.Fatalf("Port(t0) before = %+v, %v, want nil", p, err)
+	if p, err := portOf(o, "t0", "vm-id", "attached-mac"); err != nil || p != nil {
+		t.Fatalf("portOf(t0) before = %+v, %v, want nil", p, err)
 	}
 
 	steps := []struct {
@@ -56,7 +56,7 @@ func TestIntegrationOVSPort(t *testing.T) {
 		if err := o.Applied("t0"); err != nil {
 			t.Errorf("%s: %v", s.name, err)
 		}
-		got, err := o.Port("t0", "vm-id", "attached-mac")
+		got, err := portOf(o, "t0", "vm-id", "attached-mac")
 		if err != nil {
 			t.Fatalf("%s: %v", s.name, err)
 		}
@@ -124,4 +124,14 @@ func TestIntegrationOVSUnavailable(t *testing.T) {
 			t.Errorf("DelPort with %s: %v, want ErrOVSUnavailable", o.DB, err)
 		}
 	}
+}
+
+// portOf reads the port called name on whichever bridge has it; nil for
+// none.
+func portOf(o *OVS, name string, externalIDs ...string) (*OVSPort, error) {
+	br, err := o.PortBridge(name)
+	if err != nil || br == "" {
+		return nil, err
+	}
+	return o.PortOn(br, name, externalIDs...)
 }

@@ -54,13 +54,14 @@ func TestOVSPortValidate(t *testing.T) {
 		p       OVSPort
 		wantErr string
 	}{
-		{OVSPort{Tag: 4096}, "VLAN tag 4096 is not from 1 to 4095"},
-		{OVSPort{Tag: -1}, "VLAN tag -1 is not from 1 to 4095"},
-		{OVSPort{Trunks: []int{1, 5000}}, "trunk VLAN 5000 is not from 0 to 4095"},
+		{OVSPort{Tag: 4095}, "VLAN tag 4095 is not from 1 to 4094"},
+		{OVSPort{Tag: -1}, "VLAN tag -1 is not from 1 to 4094"},
+		{OVSPort{Trunks: []int{1, 4095}}, "trunk VLAN 4095 is not from 1 to 4094"},
+		{OVSPort{Trunks: []int{0}}, "trunk VLAN 0 is not from 1 to 4094"},
 		{OVSPort{VLANMode: "bogus"}, `unknown vlan_mode "bogus"`},
 		{OVSPort{ExternalIDs: map[string]string{"a=b": "c"}}, "characters ovs-vsctl would misread"},
 		{OVSPort{ExternalIDs: map[string]string{"vm": `x"y`}}, "characters ovs-vsctl would misread"},
-		{OVSPort{Tag: 4095, Trunks: []int{0, 4095}, VLANMode: VLANTrunk, ExternalIDs: map[string]string{"vm-id": "a b"}}, ""},
+		{OVSPort{Tag: 4094, Trunks: []int{1, 4094}, VLANMode: VLANTrunk, ExternalIDs: map[string]string{"vm-id": "a b"}}, ""},
 	}
 	for _, tt := range tests {
 		err := tt.p.validate()

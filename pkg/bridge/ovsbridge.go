@@ -3,77 +3,258 @@ package bridge
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
 )
 
-// Find returns the bridge called name: a Linux bridge, or, with o, an Open
-// vSwitch bridge. OVS is asked only about an interface of a kind an OVS
+// OVSBridge is a bridge of Open vSwitch, driven through ovs-vsctl (see
+// OVS). Its ports have VLANs, the tap's MTU as mtu_request and
+// external-ids naming the guest; they have no flags.
+type OVSBridge struct {
+	name string
+	mtu  int // of the bridge's own interface; 0 when not looked up
+	sw   *OVS
+}
+
+var _ Bridge = (*OVSBridge)(nil)
+
+// ovsKind finds the bridges of one Open vSwitch; nil sw finds none.
+type ovsKind struct{ sw *OVS }
+
+// named asks Open vSwitch only about an interface of a kind an OVS
 // bridge's own interface has ("openvswitch" with the kernel datapath,
 // "tun" with the userspace one), so that finding a Linux bridge, or
 // refusing a veth, never runs ovs-vsctl.
-//
-// Equivalent to: ip -d link show dev $name; ovs-vsctl br-exists $name
-func Find(c *link.Conn, o *OVS, name string) (*Bridge, error) {
-	l, err := c.ByName(name)
-	if err != nil {
-		if errors.Is(err, link.ErrNotFound) {
-			return nil, fmt.Errorf("bridge %s %w", name, ErrNotFound)
-		}
-		return nil, fmt.Errorf("look up bridge %s: %w", name, err)
+func (k ovsKind) named(_ *link.Conn, l *link.Link) (Bridge, error) {
+	if k.sw == nil || !mayBeOVS(l) {
+		return nil, nil
 	}
-	if l.Kind == "bridge" || o == nil || (l.Kind != "openvswitch" && l.Kind != "tun") {
-		return fromLink(l)
-	}
-	ok, err := o.IsOVSBridge(name)
+	ok, err := k.sw.IsOVSBridge(l.Name)
 	switch {
 	case err != nil && l.Kind == "tun" && errors.Is(err, ErrOVSUnavailable):
 		// A tap is an OVS bridge only for a running userspace datapath;
 		// most are not bridges at all: say both, OVS's failure first.
-		_, nerr := fromLink(l)
-		return nil, fmt.Errorf("%w; without it, %w", err, nerr)
+		return nil, fmt.Errorf("%w; without it, %w", err, notBridge(l))
 	case err != nil:
 		return nil, err
 	case !ok:
-		return fromLink(l)
+		return nil, nil
 	}
-	return &Bridge{Name: l.Name, Index: l.Index, Kind: OpenVSwitch, MTU: l.MTU, Up: l.Up(), Switch: o}, nil
+	return &OVSBridge{name: l.Name, mtu: l.MTU, sw: k.sw}, nil
 }
 
-// OVSBridgeOf returns the Open vSwitch bridge that has port, or nil if
-// none has. The kernel cannot tell: a kernel datapath's ports all have
-// ovs-system as their master, a userspace datapath's have none.
+// holding asks Open vSwitch which bridge has port. The kernel cannot
+// tell: a kernel datapath's ports all have ovs-system as their master, a
+// userspace datapath's have none. A port without master is asked about
+// only when the hint may be an OVS bridge, or for any bridge at all,
+// since asking costs a process.
+func (k ovsKind) holding(c *link.Conn, port, master *link.Link, h Hint) (Bridge, error) {
+	if k.sw == nil {
+		return nil, nil
+	}
+	switch _, isOVS := h.Bridge.(*OVSBridge); {
+	case master != nil && master.Kind == "openvswitch":
+		return k.bridgeOf(port.Name)
+	case master != nil:
+		return nil, nil
+	case isOVS || h.Bridge == nil && h.Name != "" && mayBeOVSNamed(c, h.Name):
+		return k.bridgeOf(port.Name)
+	case h.Anywhere:
+		b, err := k.bridgeOf(port.Name)
+		if errors.Is(err, ErrOVSUnavailable) {
+			return nil, nil
+		}
+		return b, err
+	}
+	return nil, nil
+}
+
+// bridgeOf is the OVS bridge that has the interface called port, nil for
+// none.
 //
 // Equivalent to: ovs-vsctl iface-to-br $port
-func OVSBridgeOf(c *link.Conn, o *OVS, port *link.Link) (*Bridge, error) {
-	name, err := o.PortBridge(port.Name)
+func (k ovsKind) bridgeOf(port string) (Bridge, error) {
+	name, err := k.sw.PortBridge(port)
 	if err != nil || name == "" {
 		return nil, err
 	}
-	b := &Bridge{Name: name, Kind: OpenVSwitch, Switch: o}
-	// The bridge's own interface gives its index and MTU where it is in
-	// this namespace; the port is OVS's all the same where it is not.
-	if l, err := c.ByName(name); err == nil {
-		b.Index, b.MTU, b.Up = l.Index, l.MTU, l.Up()
-	}
-	return b, nil
+	return &OVSBridge{name: name, sw: k.sw}, nil
 }
 
-// IsOVSMaster reports whether a port's kernel master is the one a kernel
-// datapath of Open vSwitch gives all its ports (ovs-system, kind
-// "openvswitch").
-func IsOVSMaster(c *link.Conn, port *link.Link) bool {
-	if port.MasterIndex == 0 {
-		return false
-	}
-	m, err := c.ByIndex(port.MasterIndex)
-	return err == nil && m.Kind == "openvswitch"
+// mayBeOVS reports whether l could be an OVS bridge's own interface.
+func mayBeOVS(l *link.Link) bool { return l.Kind == "openvswitch" || l.Kind == "tun" }
+
+func mayBeOVSNamed(c *link.Conn, name string) bool {
+	l, err := c.ByName(name)
+	return err == nil && mayBeOVS(l)
 }
 
-// Same reports whether a and b are the same bridge (both nil counts).
-func Same(a, b *Bridge) bool {
-	if a == nil || b == nil {
-		return a == b
+// Name is the bridge's name.
+func (b *OVSBridge) Name() string { return b.name }
+
+// String says that the bridge is Open vSwitch's.
+func (b *OVSBridge) String() string { return "Open vSwitch bridge " + b.name }
+
+// MTU is the MTU of the bridge's own interface; 0 when unknown.
+func (b *OVSBridge) MTU() int { return b.mtu }
+
+// Down is false: a switch's bridge takes its ports whatever the state
+// of its own interface.
+func (b *OVSBridge) Down() bool { return false }
+
+// Is reports whether o is the OVS bridge of the same name.
+func (b *OVSBridge) Is(o Bridge) bool {
+	ob, ok := o.(*OVSBridge)
+	return ok && ob.name == b.name
+}
+
+// Has is false: only the switch knows its ports.
+func (b *OVSBridge) Has(*link.Link) bool { return false }
+
+// Check refuses port flags, which are a Linux bridge's.
+func (b *OVSBridge) Check(s PortSettings) error {
+	for f := range numFlags {
+		if _, given := s.Flags.Get(f); given {
+			return &SettingError{Setting: SettingFlag, Flag: f,
+				Reason: "applies to ports of Linux bridges; " + b.name + " is an Open vSwitch bridge"}
+		}
 	}
-	return a.Kind == b.Kind && a.Name == b.Name && (a.Kind == OpenVSwitch || a.Index == b.Index)
+	return nil
+}
+
+// Join adds port with its settings in one transaction (moving it from
+// another OVS bridge in the same one, or after from's own detach from a
+// bridge of another kind), or, for a port of b already, reconfigures
+// what differs from s.
+func (b *OVSBridge) Join(c *link.Conn, port *link.Link, from Bridge, mtu int, s PortSettings) ([]Step, error) {
+	want := b.port(port.Name, mtu, s)
+	prev, ok := from.(*OVSBridge)
+	switch {
+	case ok:
+		have, err := prev.read(port.Name)
+		if err != nil {
+			return nil, err
+		}
+		if !b.Is(prev) {
+			return []Step{b.attach(want, prev, have)}, nil
+		}
+		if sameOVS(have, want) {
+			return nil, nil
+		}
+		hs, ws := describeOVS(have, want)
+		return []Step{{
+			Action:    ActConfigure,
+			Desc:      "set Open vSwitch port: " + hs + " -> " + ws,
+			Apply:     func(*link.Conn, *link.Link) error { return b.sw.AddPort(want, false) },
+			Undo:      func(*link.Conn, *link.Link) error { return b.sw.WithNoWait(true).AddPort(*have, false) },
+			Uncertain: true,
+		}}, nil
+	case from != nil:
+		leave, err := from.Leave(c, port, false)
+		if err != nil {
+			return nil, err
+		}
+		return []Step{leave, b.attach(want, nil, nil)}, nil
+	}
+	return []Step{b.attach(want, nil, nil)}, nil
+}
+
+// attach is the step that adds the port want, moving it from prev, where
+// it is as have (nil for none). ovs-vsctl may have committed a change it
+// then timed out waiting for ovs-vswitchd to apply: the step is
+// Uncertain, and its undo, which does not wait for ovs-vswitchd (it may
+// be why the step failed), harmless if nothing changed.
+func (b *OVSBridge) attach(want OVSPort, prev *OVSBridge, have *OVSPort) Step {
+	st := Step{
+		Action:    ActAttach,
+		Desc:      "attach to " + attachTo(b, want),
+		Apply:     func(*link.Conn, *link.Link) error { return b.sw.AddPort(want, prev != nil) },
+		Undo:      func(*link.Conn, *link.Link) error { return b.sw.WithNoWait(true).DelPort(want.Name) },
+		Verify:    b.Verify,
+		Uncertain: true,
+	}
+	if prev != nil {
+		st.Desc = "move from " + prev.String() + " to " + attachTo(b, want)
+		st.Undo = func(*link.Conn, *link.Link) error { return prev.sw.WithNoWait(true).AddPort(*have, true) }
+	}
+	return st
+}
+
+// Leave is the step that removes port from the switch. Unless last, it
+// reads the port's settings first, for its undo to put back.
+func (b *OVSBridge) Leave(_ *link.Conn, port *link.Link, last bool) (Step, error) {
+	st := Step{
+		Action: ActDetach,
+		Desc:   "detach from " + b.String(),
+		Apply:  func(*link.Conn, *link.Link) error { return b.sw.DelPort(port.Name) },
+	}
+	if last {
+		return st, nil
+	}
+	have, err := b.read(port.Name)
+	if err != nil {
+		return Step{}, err
+	}
+	st.Undo = func(*link.Conn, *link.Link) error { return b.sw.WithNoWait(true).AddPort(*have, false) }
+	return st, nil
+}
+
+// Verify checks that ovs-vswitchd opened the port (see OVS.Applied).
+func (b *OVSBridge) Verify(_ *link.Conn, port *link.Link) error {
+	if err := b.sw.Applied(port.Name); err != nil {
+		return fmt.Errorf("attach %s to %s: %w", port.Name, b.name, err)
+	}
+	return nil
+}
+
+// ovsExternalIDs are the keys of external-ids the helpers set.
+var ovsExternalIDs = []string{"attached-mac", "vm-name"}
+
+// read reads the settings of the port called name, on b.
+func (b *OVSBridge) read(name string) (*OVSPort, error) {
+	return b.sw.PortOn(b.name, name, ovsExternalIDs...)
+}
+
+// port is the OVS port s asks for, with the tap's MTU as mtu_request so
+// that OVS keeps it.
+func (b *OVSBridge) port(name string, mtu int, s PortSettings) OVSPort {
+	op := OVSPort{Bridge: b.name, Name: name, Tag: s.VLAN, Trunks: s.Trunks.List(), MTU: mtu}
+	switch {
+	case s.VLAN != 0 && !s.Trunks.IsEmpty():
+		// Untagged frames in the tag's VLAN, the trunks tagged, as
+		// Proxmox does.
+		op.VLANMode = VLANNativeUntagged
+	case s.VLAN != 0:
+		op.VLANMode = VLANAccess
+	case !s.Trunks.IsEmpty():
+		op.VLANMode = VLANTrunk
+	}
+	if s.VMName != "" || s.GuestMAC != "" {
+		op.ExternalIDs = map[string]string{}
+		if s.VMName != "" {
+			op.ExternalIDs["vm-name"] = s.VMName
+		}
+		if s.GuestMAC != "" {
+			op.ExternalIDs["attached-mac"] = s.GuestMAC
+		}
+	}
+	return op
+}
+
+// attachTo is the target of an attach: the bridge and the port's VLANs.
+func attachTo(b *OVSBridge, op OVSPort) string {
+	s := b.String()
+	var v []string
+	if op.Tag != 0 {
+		v = append(v, "tag="+strconv.Itoa(op.Tag))
+	}
+	if len(op.Trunks) > 0 {
+		v = append(v, "trunks="+listOrNone(op.Trunks))
+	}
+	if len(v) > 0 {
+		s += " with " + strings.Join(v, " ")
+	}
+	return s
 }

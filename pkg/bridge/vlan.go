@@ -2,9 +2,10 @@ package bridge
 
 import (
 	"fmt"
-	"math/bits"
 	"strconv"
 	"strings"
+
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/bitset"
 )
 
 // MaxVLAN is the highest VLAN ID a port can carry (4095 is reserved).
@@ -50,39 +51,19 @@ func ParseVLANs(s string) (VLANSet, error) {
 // ParseVLAN parses one VLAN ID, 1 to MaxVLAN.
 func ParseVLAN(s string) (int, error) {
 	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 || n > MaxVLAN {
+	if err != nil || !validVLAN(n) {
 		return 0, fmt.Errorf("%q is not a VLAN ID from 1 to %d", s, MaxVLAN)
 	}
 	return n, nil
 }
 
-// VLANsOf returns the set of ids; each must be from 1 to MaxVLAN.
-func VLANsOf(ids ...int) (VLANSet, error) {
-	var v VLANSet
-	for _, id := range ids {
-		if id < 1 || id > MaxVLAN {
-			return v, fmt.Errorf("%d is not a VLAN ID from 1 to %d", id, MaxVLAN)
-		}
-		v.bits[id/64] |= 1 << (id % 64)
-	}
-	return v, nil
-}
+func validVLAN(id int) bool { return id >= 1 && id <= MaxVLAN }
 
 // IsEmpty reports whether the set has no VLAN.
 func (v VLANSet) IsEmpty() bool { return v == VLANSet{} }
 
 // List returns the VLAN IDs in ascending order; nil for an empty set.
-func (v VLANSet) List() []int {
-	var out []int
-	for i, w := range v.bits {
-		for w != 0 {
-			b := bits.TrailingZeros64(w)
-			out = append(out, i*64+b)
-			w &^= 1 << b
-		}
-	}
-	return out
-}
+func (v VLANSet) List() []int { return bitset.Members(v.bits[:]) }
 
 // String lists the set with ranges, as ParseVLANs reads it: "10,20,100-199".
 func (v VLANSet) String() string {

@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/bitset"
 )
 
 // MaxCPU bounds the CPU numbers accepted: the size of the cpu_set_t that
@@ -60,17 +62,7 @@ func (s Set) Count() int {
 }
 
 // CPUs lists the set in increasing order.
-func (s Set) CPUs() []int {
-	var out []int
-	for i, w := range s.words {
-		for w != 0 {
-			b := bits.TrailingZeros64(w)
-			out = append(out, i*64+b)
-			w &^= 1 << b
-		}
-	}
-	return out
-}
+func (s Set) CPUs() []int { return bitset.Members(s.words) }
 
 // Equal reports whether both sets hold the same CPUs.
 func (s Set) Equal(o Set) bool {

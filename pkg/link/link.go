@@ -47,6 +47,19 @@ func (l *Link) Up() bool { return l.Flags&unix.IFF_UP != 0 }
 // (IFF_PROMISC as a user set it).
 func (l *Link) Promisc() bool { return l.Flags&unix.IFF_PROMISC != 0 }
 
+// Type names the interface's type in messages, as ip -d link and
+// vishvananda/netlink call it: its link kind, "tuntap" for a tun or tap,
+// "device" for a NIC without one.
+func (l *Link) Type() string {
+	switch l.Kind {
+	case "":
+		return "device"
+	case "tun":
+		return "tuntap"
+	}
+	return l.Kind
+}
+
 // A Tun is what the tun driver reports of its device (IFLA_INFO_DATA).
 type Tun struct {
 	// Tap is set for a tap (Ethernet frames, IFF_TAP), clear for a tun

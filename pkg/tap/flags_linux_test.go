@@ -1,6 +1,7 @@
 package tap
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -116,7 +117,8 @@ func TestVLANOnLinuxBridge(t *testing.T) {
 	p := seedPort
 	p.VLAN = 10
 	_, err := PlanUp(ns.Conn, "tap0", p)
-	if err == nil || !strings.Contains(err.Error(), "VLAN=10 needs an Open vSwitch bridge and virbr0 is a Linux bridge") {
+	var se *bridge.SettingError
+	if err == nil || !strings.Contains(err.Error(), "access VLAN 10 needs an Open vSwitch bridge and virbr0 is a Linux bridge") || !errors.As(err, &se) {
 		t.Errorf("PlanUp with VLAN=10 on a Linux bridge: %v", err)
 	}
 }

@@ -13,7 +13,7 @@ type MACPolicy int
 
 const (
 	// MACHigh sets the first byte to 0xFE and keeps the other five, as
-	// libvirt and qemu-bridge-helper do: a Linux bridge without a MAC of its
+	// libvirt and qemu-bridge-helper do: a kernel bridge without a MAC of its
 	// own takes its lowest port MAC, so a high tap MAC never becomes the
 	// bridge's address and never makes it change.
 	MACHigh MACPolicy = iota
@@ -50,7 +50,8 @@ func highMAC(mac net.HardwareAddr) net.HardwareAddr {
 }
 
 // A Port is the state ifup gives a tap: a port of Bridge with the bridge's
-// MTU (or MTU), a high MAC, promiscuous and up.
+// MTU (or MTU), a high MAC, promiscuous and up, with the settings its
+// bridge's kind carries.
 type Port struct {
 	Bridge string
 	// MTU is the tap's MTU; 0 means the bridge's, so that adding the
@@ -60,24 +61,11 @@ type Port struct {
 	Promisc bool
 	// AllowMove lets ifup take a tap that is a port of another bridge.
 	AllowMove bool
-	// VLAN is the port's access VLAN (an Open vSwitch port's tag); 0 for
-	// none. VLANs on Linux bridges are not implemented.
-	VLAN int
-	// Trunks are the VLANs an Open vSwitch port trunks; empty for none
-	// given.
-	Trunks bridge.VLANSet
-	// Flags are the flags of a Linux bridge port (isolated, learning,
-	// unicast flooding); those not given are left as the kernel has them.
-	Flags bridge.PortFlags
-	// GuestMAC is the MAC address of the guest's NIC on the tap, as
-	// net.HardwareAddr.String gives it, or "" when unknown: with learning
-	// off the bridge gets a static entry for it; Open vSwitch records it
-	// in the port's external-ids (attached-mac).
-	GuestMAC string
-	// VMName names the guest in an Open vSwitch port's external-ids
-	// (vm-name); "" when unknown.
-	VMName string
-	// OVS reaches Open vSwitch; nil for Linux bridges only. It is how
-	// to ask, not a setting, and the same for every port of a host.
-	OVS *bridge.OVS
+	// PortSettings are the settings that depend on the bridge's kind
+	// (VLANs, flags, the guest's MAC and name); a kind refuses those it
+	// cannot carry.
+	bridge.PortSettings
+	// Bridges is how to reach the host's bridges. It is how to ask, not
+	// a setting, and the same for every port of a host.
+	Bridges bridge.Host
 }

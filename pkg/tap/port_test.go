@@ -38,22 +38,26 @@ func TestParseMACPolicy(t *testing.T) {
 }
 
 func TestChangeString(t *testing.T) {
+	mac := func(s string) net.HardwareAddr {
+		m, err := net.ParseMAC(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
 	tests := []struct {
 		c    Change
 		want string
 	}{
-		{Change{Op: OpMTU, From: "1500", To: "9000"}, "mtu 1500 -> 9000"},
-		{Change{Op: OpMAC, From: "52:54:00:00:00:01", To: "fe:54:00:00:00:01"}, "mac 52:54:00:00:00:01 -> fe:54:00:00:00:01"},
-		{Change{Op: OpAttach, To: "virbr0"}, "attach to virbr0"},
-		{Change{Op: OpAttach, From: "br1", To: "virbr0"}, "move from br1 to virbr0"},
-		{Change{Op: OpPromisc}, "promisc on"},
-		{Change{Op: OpUp}, "up"},
-		{Change{Op: OpPromiscOff}, "promisc off"},
-		{Change{Op: OpDetach, From: "virbr0"}, "detach from virbr0"},
+		{mtuChange(1500, 9000), "mtu 1500 -> 9000"},
+		{macChange(mac("52:54:00:00:00:01"), mac("fe:54:00:00:00:01")), "mac 52:54:00:00:00:01 -> fe:54:00:00:00:01"},
+		{promiscChange(true), "promisc on"},
+		{upChange(), "up"},
+		{promiscChange(false), "promisc off"},
 	}
 	for _, tt := range tests {
 		if got := tt.c.String(); got != tt.want {
-			t.Errorf("%#v.String() = %q, want %q", tt.c, got, tt.want)
+			t.Errorf("%v.String() = %q, want %q", tt.c.Op, got, tt.want)
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/nstest"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/bridge"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
 )
 
 // The integration tests below run against the kernel, each in a throwaway
@@ -32,7 +33,7 @@ func sameOps(a, b []Op) bool { return slices.Equal(a, b) }
 func fmtOps(o []Op) string {
 	s := make([]string, len(o))
 	for i, op := range o {
-		s[i] = Change{Op: op, From: "a", To: "b"}.String()
+		s[i] = op.String()
 	}
 	return strings.Join(s, ", ")
 }
@@ -85,7 +86,7 @@ func TestUpOnMTU1400Bridge(t *testing.T) {
 		t.Fatalf("second PlanUp = %v, %v; want no changes", again.Changes, err)
 	}
 
-	down, err := PlanDown(ns.Conn, "tap0", true)
+	down, err := PlanDown(ns.Conn, "tap0", Port{Promisc: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,13 +100,13 @@ func TestUpOnMTU1400Bridge(t *testing.T) {
 	if got.Master != "" || got.Promisc || !got.Up {
 		t.Errorf("tap0 after ifdown = %+v, want no master, no promisc, still up", got)
 	}
-	if again, err := PlanDown(ns.Conn, "tap0", true); err != nil || len(again.Changes) != 0 || again.Gone {
+	if again, err := PlanDown(ns.Conn, "tap0", Port{Promisc: true}); err != nil || len(again.Changes) != 0 || again.Gone {
 		t.Errorf("second PlanDown = %+v, %v; want nothing to do", again, err)
 	}
 	if err := ns.Handle.LinkDel(ns.Link(t, "tap0")); err != nil {
 		t.Fatal(err)
 	}
-	if gone, err := PlanDown(ns.Conn, "tap0", true); err != nil || !gone.Gone {
+	if gone, err := PlanDown(ns.Conn, "tap0", Port{Promisc: true}); err != nil || !gone.Gone {
 		t.Errorf("PlanDown of a deleted tap = %+v, %v; want Gone", gone, err)
 	}
 }
@@ -144,8 +145,8 @@ func TestPlanUpErrors(t *testing.T) {
 		want string
 		is   error
 	}{
-		{"tap9", Port{Bridge: "br0"}, "tap9: no such interface", ErrNoSuchInterface},
-		{"tap0", Port{Bridge: "virbr0"}, "tap0: ", bridge.ErrNotFound},
+		{"tap9", Port{Bridge: "br0"}, "tap9: no such interface", link.ErrNotFound},
+		{"tap0", Port{Bridge: "virbr0"}, "tap0: ", link.ErrNotFound},
 		{"tap0", Port{Bridge: "veth0"}, "tap0: ", bridge.ErrNotBridge},
 		{"veth0", Port{Bridge: "br0"}, "veth0: not a tap interface (veth)", ErrNotTap},
 		{"br0", Port{Bridge: "br0"}, "br0: not a tap interface (bridge)", ErrNotTap},
@@ -169,7 +170,8 @@ func TestPlanUpErrors(t *testing.T) {
 		t.Errorf("PlanUp on an up bridge = %+v, %v, want a plan without BridgeDown", pl, err)
 	}
 	_, err = PlanUp(ns.Conn, "tap1", Port{Bridge: "br1"})
-	if want := "tap1: already a port of br0, not br1 (AllowMove=yes in the config moves it)"; err == nil || err.Error() != want {
+	var other *OtherBridgeError
+	if want := "tap1: already a port of br0, not br1"; err == nil || err.Error() != want || !errors.As(err, &other) {
 		t.Errorf("PlanUp of a port of another bridge = %v, want %s", err, want)
 	}
 	pl, err := PlanUp(ns.Conn, "tap1", Port{Bridge: "br1", AllowMove: true, MAC: MACKeep})

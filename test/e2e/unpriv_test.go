@@ -222,7 +222,7 @@ func launchSeedAsUser(t *testing.T, mlock string) {
 			t.Errorf("QEMU's %s = %s, want none", set, c)
 		}
 	}
-	if kb, err := sched.LockedKB(pid); err != nil || (kb >= 256*1024) != lock {
+	if kb, err := nstest.LockedKB(pid); err != nil || (kb >= 256*1024) != lock {
 		t.Errorf("QEMU's locked memory: %d kB, %v; want the guest's 256 MiB locked: %v", kb, err, lock)
 	}
 	// vCPU 1 is the only SCHED_FIFO thread, at 80 on c1; vCPU 0 runs

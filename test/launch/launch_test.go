@@ -233,7 +233,7 @@ func TestSeed(t *testing.T) {
 			t.Errorf("thread %s: %v, outside --cpus 0,1", name, th)
 		}
 	}
-	if kb, err := sched.LockedKB(pid); err != nil || kb < 512*1024 {
+	if kb, err := nstest.LockedKB(pid); err != nil || kb < 512*1024 {
 		t.Errorf("QEMU's VmLck = %d kB (%v), want the guest's 512 MiB locked with -realtime mlock=on", kb, err)
 	}
 	if got := ns.MasterName(t, ns.Link(t, "rt-vm0")); got != "br0" {

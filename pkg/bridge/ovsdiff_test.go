@@ -1,42 +1,38 @@
-package tap
+package bridge
 
-import (
-	"testing"
-
-	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/bridge"
-)
+import "testing"
 
 // TestOVSPortWords checks how an OVS port is asked for and described: the
 // vlan_mode chosen from VLAN= and Trunks=, the attach target, and the
 // difference --check shows.
 func TestOVSPortWords(t *testing.T) {
-	br := &bridge.Bridge{Name: "ovsbr0", Kind: bridge.OpenVSwitch}
-	trunks, err := bridge.ParseVLANs("20 30")
+	br := &OVSBridge{name: "ovsbr0"}
+	trunks, err := ParseVLANs("20 30")
 	if err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
 		name             string
-		p                Port
-		have             *bridge.OVSPort
+		p                PortSettings
+		have             *OVSPort
 		attach, from, to string
 		same             bool
 	}{
-		{name: "untagged, new", p: Port{}, attach: "Open vSwitch bridge ovsbr0"},
-		{name: "access port, new", p: Port{VLAN: 10}, attach: "Open vSwitch bridge ovsbr0 with tag=10"},
-		{name: "native-untagged trunk", p: Port{VLAN: 5, Trunks: trunks}, attach: "Open vSwitch bridge ovsbr0 with tag=5 trunks=20,30",
-			have: &bridge.OVSPort{Tag: 5, VLANMode: bridge.VLANAccess, MTU: 1500},
+		{name: "untagged, new", p: PortSettings{}, attach: "Open vSwitch bridge ovsbr0"},
+		{name: "access port, new", p: PortSettings{VLAN: 10}, attach: "Open vSwitch bridge ovsbr0 with tag=10"},
+		{name: "native-untagged trunk", p: PortSettings{VLAN: 5, Trunks: trunks}, attach: "Open vSwitch bridge ovsbr0 with tag=5 trunks=20,30",
+			have: &OVSPort{Tag: 5, VLANMode: VLANAccess, MTU: 1500},
 			from: "trunks=none vlan_mode=access", to: "trunks=20,30 vlan_mode=native-untagged"},
-		{name: "the same port", p: Port{VLAN: 10, VMName: "web"}, attach: "Open vSwitch bridge ovsbr0 with tag=10",
-			have: &bridge.OVSPort{Tag: 10, VLANMode: bridge.VLANAccess, MTU: 1500,
+		{name: "the same port", p: PortSettings{VLAN: 10, VMName: "web"}, attach: "Open vSwitch bridge ovsbr0 with tag=10",
+			have: &OVSPort{Tag: 10, VLANMode: VLANAccess, MTU: 1500,
 				ExternalIDs: map[string]string{"vm-name": "web", "other": "kept"}}, same: true},
-		{name: "a new guest MAC", p: Port{GuestMAC: "52:54:00:12:34:56"}, attach: "Open vSwitch bridge ovsbr0",
-			have: &bridge.OVSPort{MTU: 1500},
+		{name: "a new guest MAC", p: PortSettings{GuestMAC: "52:54:00:12:34:56"}, attach: "Open vSwitch bridge ovsbr0",
+			have: &OVSPort{MTU: 1500},
 			from: "external-ids:attached-mac=none", to: "external-ids:attached-mac=52:54:00:12:34:56"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			want := ovsPort(br, "tap0", 1500, tt.p)
+			want := br.port("tap0", 1500, tt.p)
 			if got := attachTo(br, want); got != tt.attach {
 				t.Errorf("attachTo = %q, want %q", got, tt.attach)
 			}

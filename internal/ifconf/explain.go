@@ -1,0 +1,43 @@
+package ifconf
+
+import (
+	"errors"
+
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/bridge"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/tap"
+)
+
+// Explain says an error of PlanUp for the tap called name in terms of the
+// settings' keys: which key a bridge refuses, or which one to write. Other
+// errors come back as they are.
+func Explain(name string, err error) error {
+	var other *tap.OtherBridgeError
+	var setting *bridge.SettingError
+	switch {
+	case errors.As(err, &other):
+		return &explained{err.Error() + " (" + KeyAllowMove.String() + "=yes in the config moves it)", err}
+	case errors.As(err, &setting):
+		return &explained{name + ": " + settingKey(setting).String() + "=" + setting.Value + " " + setting.Reason, err}
+	}
+	return err
+}
+
+// settingKey is the key that gives the setting e is about.
+func settingKey(e *bridge.SettingError) Key {
+	switch e.Setting {
+	case bridge.SettingVLAN:
+		return KeyVLAN
+	case bridge.SettingTrunks:
+		return KeyTrunks
+	}
+	return flagKeys[e.Flag]
+}
+
+// explained is an error said again in the settings' words.
+type explained struct {
+	msg string
+	err error
+}
+
+func (e *explained) Error() string { return e.msg }
+func (e *explained) Unwrap() error { return e.err }

@@ -1,0 +1,28 @@
+// Package bridge owns the bridge side of a port: it finds a bridge by
+// name, tells which bridge a port is on, and plans the steps that attach a
+// port, configure it and detach it.
+//
+// A Bridge is one bridge of one kind. Each kind is one file and one type
+// implementing Bridge:
+//
+//   - Linux (linux.go): the kernel's bridge, over netlink. Its ports have
+//     flags (isolated, learning, unicast flooding) and, for a guest whose
+//     MAC the bridge is not to learn, a static forwarding entry.
+//   - OVSBridge (ovsbridge.go): a bridge of Open vSwitch, through
+//     ovs-vsctl (see OVS). Its ports have VLANs, an mtu_request and
+//     external-ids naming the guest.
+//
+// Each kind answers the two lookups for its own bridges ("which bridge is
+// this name", "which bridge is this port on", asked through Host), checks
+// the port settings it can carry (Check), and gives the steps that make a
+// port one of its own (Join) or take it off (Leave). A Step carries its
+// own apply, undo, read-back and description, so the caller (package tap)
+// orders steps and undoes them without knowing which kind made them.
+//
+// Adding a kind means adding one file: a type implementing Bridge, and a
+// kind (its two lookups) that Host.kinds lists. An Open vSwitch port with
+// an identity to wait for, such as an OVN logical port
+// (external_ids:iface-id), belongs to the OVS kind: its settings go in
+// PortSettings, its writes in the OVS kind's steps, its wait in their
+// read-back (Step.Verify).
+package bridge
