@@ -29,6 +29,8 @@ func settingKey(e *bridge.SettingError) Key {
 		return KeyVLAN
 	case bridge.SettingTrunks:
 		return KeyTrunks
+	case bridge.SettingLogicalPort:
+		return KeyLogicalPort
 	}
 	return flagKeys[e.Flag]
 }

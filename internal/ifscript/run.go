@@ -211,6 +211,9 @@ func up(o Options, sys *System) error {
 		if pl.BridgeDown {
 			fmt.Fprintln(sys.Stdout, down)
 		}
+		for _, w := range pl.Warnings {
+			fmt.Fprintf(sys.Stdout, "%s: warning: %s\n", o.Ifname, w)
+		}
 		printPlan(sys.Stdout, pl, "already a port of "+br+" as configured")
 		return nil
 	case o.Check:
@@ -230,6 +233,9 @@ func up(o Options, sys *System) error {
 	log := sys.logger(Up().Name, o.Ifname, o.Quiet)
 	if pl.BridgeDown {
 		log.send(journal.PriWarning, down, br)
+	}
+	for _, w := range pl.Warnings {
+		log.send(journal.PriWarning, o.Ifname+": warning: "+w, br)
 	}
 	if len(pl.Changes) == 0 {
 		log.info("already a port of "+br+" as configured, nothing changed", br)
@@ -334,11 +340,14 @@ const safePath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/
 // environment (QEMU_OVS_DB, else ovs-vsctl's own default, which follows
 // OVS_RUNDIR), or, when the environment is not to be trusted, with a
 // fixed PATH and nothing else.
-func (s *System) ovs() *bridge.OVS {
-	if s.Env == nil {
+func (s *System) ovs() *bridge.OVS { return ovsOf(s.Env) }
+
+// ovsOf is ovs for the environment getenv, nil when not to be trusted.
+func ovsOf(getenv func(string) string) *bridge.OVS {
+	if getenv == nil {
 		return &bridge.OVS{Env: []string{safePath}}
 	}
-	return &bridge.OVS{DB: s.Env(ifconf.EnvOVSDB)}
+	return &bridge.OVS{DB: getenv(ifconf.EnvOVSDB)}
 }
 
 func printPlan(w io.Writer, pl *tap.Plan, idle string) {

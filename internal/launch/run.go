@@ -35,6 +35,9 @@ func Run(ctx context.Context, c *Config) (int, error) {
 	if err := p.warnHost(); err != nil {
 		return 1, err
 	}
+	for _, w := range p.warnings {
+		fmt.Fprintf(c.Stderr, "qemu-launch: warning: %s\n", w)
+	}
 	if c.DryRun {
 		return 0, p.Print(c.Stdout)
 	}
@@ -212,12 +215,12 @@ func (r *run) setup(ctx context.Context) error {
 var errInterrupted = errors.New("start-up interrupted")
 
 func (r *run) connectAndPin(ctx context.Context) error {
-	qctx, qcancel := context.WithTimeout(ctx, r.cfg.qmpTimeout())
+	qctx, qcancel := context.WithTimeout(ctx, r.qmpTimeout())
 	defer qcancel()
 	c, err := qmp.New(qctx, r.qmpConn)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("QEMU did not answer on its QMP monitor within %s", r.cfg.qmpTimeout())
+			return fmt.Errorf("QEMU did not answer on its QMP monitor within %s", r.qmpTimeout())
 		}
 		return fmt.Errorf("connecting to QEMU's QMP monitor: %w", err)
 	}

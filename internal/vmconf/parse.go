@@ -119,6 +119,7 @@ func (p parser) each(set func(unitfile.Entry) error) error {
 var (
 	memRe  = regexp.MustCompile(`^[0-9]+[kKmMgGtT]?$`)
 	wordRe = regexp.MustCompile(`^[A-Za-z0-9_.:+-]+$`)
+	uuidRe = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 )
 
 func (vm *VM) set(e unitfile.Entry) error {
@@ -131,6 +132,11 @@ func (vm *VM) set(e unitfile.Entry) error {
 		vm.Name, err = nonEmpty(v)
 	case "Process":
 		vm.Process, err = nonEmpty(v)
+	case "UUID":
+		if !uuidRe.MatchString(v) {
+			return fmt.Errorf("%q is not a UUID (8f3c4a55-1b2c-4d5e-8f90-123456789abc)", v)
+		}
+		vm.UUID = v
 	case "Machine":
 		vm.Machine, err = nonEmpty(v)
 	case "Accel":
@@ -216,7 +222,7 @@ func (n *NIC) set(file string, e unitfile.Entry) error {
 		n.Script, err = nonEmpty(v)
 	case "DownScript":
 		n.DownScript, err = nonEmpty(v)
-	case "Bridge", "MTU", "VLAN", "Trunks", "Isolated", "Learning", "UnicastFlood":
+	case "Bridge", "MTU", "VLAN", "Trunks", "Isolated", "Learning", "UnicastFlood", "LogicalPort", "OVNWait":
 		err = n.Settings.SetNamed(e.Key, v, ifconf.Origin{File: file, Line: e.Line})
 	case "HostMAC":
 		// The host side's MAC policy, named apart from the guest's
@@ -230,7 +236,7 @@ func (n *NIC) set(file string, e unitfile.Entry) error {
 
 func (n *NIC) check(file string, line int) error {
 	if n.Script != "" && !n.Settings.IsZero() {
-		return fmt.Errorf("%s:%d: [NIC] %s: Bridge=, MTU=, HostMAC=, VLAN=, Trunks=, Isolated=, Learning= and UnicastFlood= are for qemu-launch's qemu-ifup; they cannot go with Script=", file, line, n.ID)
+		return fmt.Errorf("%s:%d: [NIC] %s: Bridge=, MTU=, HostMAC=, VLAN=, Trunks=, Isolated=, Learning=, UnicastFlood=, LogicalPort= and OVNWait= are for qemu-launch's qemu-ifup; they cannot go with Script=", file, line, n.ID)
 	}
 	return nil
 }

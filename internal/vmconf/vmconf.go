@@ -42,6 +42,7 @@ type VM struct {
 	Binary          string
 	Name            string
 	Process         string // -name ...,process=
+	UUID            string // -uuid
 	Machine         string
 	Accel           string
 	CPUModel        string
@@ -76,7 +77,7 @@ type NIC struct {
 	ID, Model, MACAddress string
 	Ifname                string
 	Script, DownScript    string
-	Settings              ifconf.Settings // Bridge=, MTU=, HostMAC=, VLAN=, Trunks=, Isolated=, Learning=, UnicastFlood=
+	Settings              ifconf.Settings // Bridge=, MTU=, HostMAC=, VLAN=, Trunks=, Isolated=, Learning=, UnicastFlood=, LogicalPort=, OVNWait=
 }
 
 // An IOThread is an [IOThread] section: one -object iothread, placed on

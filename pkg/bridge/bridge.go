@@ -3,6 +3,7 @@ package bridge
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
 )
@@ -19,8 +20,11 @@ type Bridge interface {
 	// String describes the bridge in a step: its name, with its kind
 	// where a plain name could mislead ("Open vSwitch bridge ovsbr0").
 	String() string
-	// MTU is the MTU of the bridge's own interface; 0 when unknown.
-	MTU() int
+	// PortMTU is the MTU a port with the settings s gets when none is
+	// given: the MTU of the bridge's own interface, so that adding the
+	// port never lowers it (0 when unknown), or, for an OVN logical
+	// port, the MTU the chassis' tunnels leave.
+	PortMTU(c *link.Conn, s PortSettings) (int, error)
 	// Down reports that the bridge is set down: a port joins it all the
 	// same, as it may come up later in boot.
 	Down() bool
@@ -64,6 +68,16 @@ type PortSettings struct {
 	GuestMAC string
 	// VMName names the guest in the switch's records; "" when unknown.
 	VMName string
+	// VMUUID is the guest's UUID (QEMU's -uuid) for the switch's
+	// records; "" when unknown.
+	VMUUID string
+	// LogicalPort is the OVN logical switch port the port is, as its
+	// interface's external_ids:iface-id; "" for none. The port then
+	// joins only once OVN has installed it (see OVS.WaitInstalled).
+	LogicalPort string
+	// OVNWait bounds the wait for OVN to install a logical port; 0 is
+	// DefaultOVNWait.
+	OVNWait time.Duration
 }
 
 // An Action is what a Step does to a port.
@@ -81,6 +95,9 @@ const (
 	ActFlag
 	// ActFDB adds the static forwarding entry for the guest's MAC.
 	ActFDB
+	// ActWait waits for the switch to make the port live (OVN's
+	// ovn-installed); it changes nothing itself.
+	ActWait
 )
 
 // A Step is one change to a port, with all it needs to make and undo it
@@ -101,6 +118,9 @@ type Step struct {
 	// the same (a switch that recorded it, then timed out applying it):
 	// its Undo then runs too.
 	Uncertain bool
+	// Warning, when set, is what the caller is to warn of when it plans
+	// the step (a setting the host cannot honour in full).
+	Warning string
 }
 
 // A Host reaches the bridges of one host, of every kind it can ask.
@@ -207,6 +227,8 @@ const (
 	SettingTrunks
 	// SettingFlag is one of PortSettings.Flags (SettingError.Flag).
 	SettingFlag
+	// SettingLogicalPort is PortSettings.LogicalPort.
+	SettingLogicalPort
 )
 
 // A SettingError is a port setting that the bridge's kind cannot carry.
@@ -228,6 +250,8 @@ func (e *SettingError) Error() string {
 		return "access VLAN " + e.Value + " " + e.Reason
 	case SettingTrunks:
 		return "trunk VLANs " + e.Value + " " + e.Reason
+	case SettingLogicalPort:
+		return "OVN logical port " + e.Value + " " + e.Reason
 	}
 	return "port flag " + e.Flag.String() + " " + e.Reason
 }

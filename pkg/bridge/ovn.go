@@ -46,15 +46,23 @@ type Chassis struct {
 	Encaps []string
 	// EncapIPs are the tunnel endpoints (ovn-encap-ip).
 	EncapIPs []net.IP
+	// Bridge is the integration bridge (ovn-bridge), whose ports
+	// ovn-controller binds: br-int unless set.
+	Bridge string
 }
+
+// DefaultIntegrationBridge is OVN's integration bridge unless
+// external_ids:ovn-bridge names another.
+const DefaultIntegrationBridge = "br-int"
 
 // Chassis reads OVN's settings of this Open vSwitch; it returns nil, nil
 // when the host is not a chassis (no ovn-remote).
 //
 // Equivalent to: ovs-vsctl get Open_vSwitch . external_ids:system-id
 // external_ids:ovn-remote external_ids:ovn-encap-type external_ids:ovn-encap-ip
+// external_ids:ovn-bridge
 func (o *OVS) Chassis() (*Chassis, error) {
-	keys := []string{"system-id", "ovn-remote", "ovn-encap-type", "ovn-encap-ip"}
+	keys := []string{"system-id", "ovn-remote", "ovn-encap-type", "ovn-encap-ip", "ovn-bridge"}
 	var args []string
 	for _, k := range keys {
 		args = append(args, "--", "--if-exists", "get", "Open_vSwitch", ".", "external_ids:"+k)
@@ -78,7 +86,10 @@ func (o *OVS) Chassis() (*Chassis, error) {
 	if v[1] == "" {
 		return nil, nil
 	}
-	c := &Chassis{SystemID: v[0], Remote: v[1], Encaps: splitList(v[2])}
+	c := &Chassis{SystemID: v[0], Remote: v[1], Encaps: splitList(v[2]), Bridge: v[4]}
+	if c.Bridge == "" {
+		c.Bridge = DefaultIntegrationBridge
+	}
 	for _, s := range splitList(v[3]) {
 		ip := net.ParseIP(s)
 		if ip == nil {
@@ -168,6 +179,66 @@ func (c *Chassis) OverlayMTU(conn *link.Conn) (OverlayMTU, error) {
 		return OverlayMTU{}, fmt.Errorf("%s's MTU %d leaves no room for the tunnel's %d bytes", m.Encap, m.EncapMTU, over)
 	}
 	return m, nil
+}
+
+// DefaultOVNWait is how long a logical port may take to be installed: a
+// chassis at ease installs one in well under a second; a busy
+// ovn-controller recomputing a large southbound database takes longer.
+const DefaultOVNWait = 20 * time.Second
+
+// chassisRead is the answer of OVS.Chassis, kept.
+type chassisRead struct {
+	c   *Chassis
+	err error
+}
+
+// ovn reads, once per bridge found, whether this host is an OVN chassis.
+func (b *OVSBridge) ovn() (*Chassis, error) {
+	if b.chassis == nil {
+		c, err := b.sw.Chassis()
+		b.chassis = &chassisRead{c, err}
+	}
+	return b.chassis.c, b.chassis.err
+}
+
+// logicalPort completes the steps that join an OVN logical port: on a
+// chassis, the port must be on its integration bridge, and a last step
+// waits until ovn-controller has installed it; elsewhere there is nothing
+// to wait for, which the first step warns of.
+func (b *OVSBridge) logicalPort(steps []Step, s PortSettings) ([]Step, error) {
+	ch, err := b.ovn()
+	if err != nil {
+		return nil, err
+	}
+	if ch == nil {
+		if len(steps) > 0 {
+			steps[0].Warning = "this host is not an OVN chassis (Open vSwitch has no external_ids:ovn-remote): logical port " +
+				s.LogicalPort + " is not waited for"
+		}
+		return steps, nil
+	}
+	if ch.Bridge != b.name {
+		return nil, &SettingError{Setting: SettingLogicalPort, Value: s.LogicalPort,
+			Reason: "needs OVN's integration bridge " + ch.Bridge + "; " + b.name + " is another Open vSwitch bridge"}
+	}
+	if len(steps) == 0 {
+		return nil, nil
+	}
+	wait := s.OVNWait
+	if wait <= 0 {
+		wait = DefaultOVNWait
+	}
+	return append(steps, Step{
+		Action: ActWait,
+		Desc:   fmt.Sprintf("wait for OVN to install logical port %s (ovn-installed, at most %s)", s.LogicalPort, wait),
+		Apply: func(_ *link.Conn, port *link.Link) error {
+			err := b.sw.WaitInstalled(port.Name, wait)
+			if errors.Is(err, ErrNotInstalled) {
+				return fmt.Errorf("%s: no ovn-installed within %s: %s", port.Name, wait, b.sw.WhyNotInstalled(ch, s.LogicalPort))
+			}
+			return err
+		},
+	}), nil
 }
 
 // ErrNotInstalled is returned (wrapped) by WaitInstalled when the time ran

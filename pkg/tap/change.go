@@ -29,11 +29,14 @@ const (
 	OpFlag
 	// OpFDB adds the static forwarding entry for the guest's MAC.
 	OpFDB
+	// OpWait waits until the switch has made the port live.
+	OpWait
 )
 
 var opNames = [...]string{
 	OpMTU: "mtu", OpMAC: "mac", OpAttach: "attach", OpPromisc: "promisc on", OpUp: "up",
 	OpPromiscOff: "promisc off", OpDetach: "detach", OpConfigure: "configure", OpFlag: "flag", OpFDB: "fdb",
+	OpWait: "wait",
 }
 
 func (o Op) String() string {
@@ -54,6 +57,8 @@ func opOf(a bridge.Action) Op {
 		return OpConfigure
 	case bridge.ActFlag:
 		return OpFlag
+	case bridge.ActWait:
+		return OpWait
 	}
 	return OpFDB
 }
