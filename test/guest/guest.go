@@ -63,6 +63,10 @@ type Config struct {
 	Gateway string   // default route via eth0; "none" for none
 	Ping    []string // hosts to ping, ADDR@SIZE for SIZE bytes of ICMP data; default the gateway
 	Count   int      // echo requests per host pinged; default 3
+	// Reach makes the guest wait, before it pings a host, until the host
+	// answers one echo request (a peer still booting); that reply is
+	// the host's too.
+	Reach bool
 	// Answer makes the guest wait, before it powers off, until it has
 	// answered this many echo requests, so that the host can ping it.
 	Answer int
@@ -84,6 +88,9 @@ func (c Config) Append() string {
 	}
 	if c.Count > 0 {
 		a = append(a, "qth.count="+strconv.Itoa(c.Count))
+	}
+	if c.Reach {
+		a = append(a, "qth.reach=1")
 	}
 	if c.Answer > 0 {
 		a = append(a, "qth.answer="+strconv.Itoa(c.Answer))
