@@ -23,7 +23,7 @@ import (
 
 // env is a test's environment: its namespace, binaries and files.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	ns     *nstest.NS
 	bin    string
 	runDir string
