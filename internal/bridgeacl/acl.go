@@ -16,8 +16,9 @@
 // ignored, because the rule lost might be a deny; a relative include is
 // taken relative to the including file, not to the caller's working
 // directory; and, for a caller who is not root, every file must be owned by
-// root and writable by no one else, since it decides what a capability may
-// be used for.
+// root and writable by no one else, and so must every directory on its
+// path (package trust), since it decides what a capability may be used
+// for: whoever may write a directory may swap a file there for another.
 package bridgeacl
 
 import (
@@ -29,6 +30,7 @@ import (
 	"syscall"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/rundir"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/trust"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
 )
 
@@ -73,8 +75,9 @@ type ACL struct {
 
 // Options change how Load reads files.
 type Options struct {
-	// Strict requires every file to be a regular file owned by root and
-	// writable by no one but root: set it when the caller is not root.
+	// Strict requires every file to be a regular file that root trusts
+	// (trust.Check: root's, and writable by no one else, as is every
+	// directory on its path): set it when the caller is not root.
 	Strict bool
 }
 
@@ -143,25 +146,20 @@ func (a *ACL) load(path string, o Options, stack []string) error {
 
 // readFile reads one ACL file as the helpers read their configuration
 // (regular files only, no blocking on a FIFO, bounded) and, when strict,
-// only if root owns it and no one else may write it.
+// only if root trusts it. Once the check passes, no one but root may
+// change what path leads to.
 func readFile(path string, o Options) ([]byte, error) {
-	var check func(fs.FileInfo) error
 	if o.Strict {
-		check = trusted
+		err := trust.Check(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			// Said as reading it would say it.
+			return nil, &fs.PathError{Op: "open", Path: path, Err: syscall.ENOENT}
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
-	return rundir.ReadFileChecked(path, maxSize, check)
-}
-
-// trusted refuses an ACL file that someone other than root could have
-// written: under AT_SECURE the caller must not choose its own ACL.
-func trusted(fi fs.FileInfo) error {
-	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || st.Uid != 0 {
-		return errors.New("not owned by root, so not trusted")
-	}
-	if fi.Mode().Perm()&0o022 != 0 {
-		return fmt.Errorf("writable by group or others (mode %04o), so not trusted", fi.Mode().Perm())
-	}
-	return nil
+	return rundir.ReadFile(path, maxSize)
 }
 
 // A MissingError says the top ACL file does not exist: every bridge is

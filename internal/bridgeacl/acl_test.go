@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/nstest"
 )
 
 // writeFiles writes name -> content under a new directory and returns it.
@@ -118,7 +120,7 @@ func TestLoadRules(t *testing.T) {
 // TestStrict checks the files a capability-holding helper trusts: regular,
 // owned by root, writable only by root; never a FIFO it would block on.
 func TestStrict(t *testing.T) {
-	dir := t.TempDir()
+	dir := nstest.TrustedDir(t)
 	path := filepath.Join(dir, "bridge.conf")
 	if err := os.WriteFile(path, []byte("allow virbr0\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -128,7 +130,7 @@ func TestStrict(t *testing.T) {
 	}
 	_, err := Load(path, Options{Strict: true})
 	if os.Geteuid() == 0 {
-		if err == nil || !strings.Contains(err.Error(), "writable by group or others (mode 0664), so not trusted") {
+		if err == nil || !strings.Contains(err.Error(), "not trusted: owned by root with mode 0664;") {
 			t.Errorf("Load of a group-writable file = %v", err)
 		}
 		os.Chmod(path, 0o644)
@@ -139,7 +141,7 @@ func TestStrict(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := Load(path, Options{Strict: true}); err == nil || !strings.Contains(err.Error(), "not owned by root, so not trusted") {
+	if _, err := Load(path, Options{Strict: true}); err == nil || !strings.Contains(err.Error(), "not trusted: owned by uid ") {
 		t.Errorf("Load of a file not owned by root = %v", err)
 	}
 	fifo := filepath.Join(dir, "fifo.conf")
@@ -148,5 +150,64 @@ func TestStrict(t *testing.T) {
 	}
 	if _, err := Load(fifo, Options{}); err == nil || !strings.Contains(err.Error(), "not a regular file") {
 		t.Errorf("Load of a FIFO = %v", err)
+	}
+}
+
+// TestACLIncludeInUserWritableDir: an included file sits in a directory a
+// user may write. That user may swap it for a symlink to an empty file of
+// root's, and a deny line is lost: the helper refuses every bridge instead,
+// as for any other error in an include.
+func TestACLIncludeInUserWritableDir(t *testing.T) {
+	if os.Geteuid() != 0 {
+		nstest.Skip(t, "test needs root: it gives a directory to nobody")
+	}
+	dir := nstest.TrustedDir(t)
+	top, empty := filepath.Join(dir, "bridge.conf"), filepath.Join(dir, "empty.conf")
+	sub := filepath.Join(dir, "lab")
+	inc := filepath.Join(sub, "lab.conf")
+	if err := os.WriteFile(top, []byte("allow all\ninclude lab/lab.conf\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// What the administrator wrote, in a directory nobody may write.
+	if err := os.WriteFile(inc, []byte("deny virbr0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(sub, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	// What nobody makes of it.
+	if err := os.Remove(inc); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(empty, inc); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(inc, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	err := CheckFile(top, "virbr0", Options{Strict: true})
+	want := "ACL: " + top + ":2: include: " + inc + ": not trusted: its directory " + sub + " is owned by uid 65534 ("
+	if err == nil || !strings.HasPrefix(err.Error(), want) || !strings.HasSuffix(err.Error(), "(fix: chown root:root "+sub+")") {
+		t.Errorf("CheckFile = %v\nwant %s...(fix: chown root:root %s)", err, want, sub)
+	}
+	// Back in root's hands, the include is read and its deny holds.
+	if err := os.Chown(sub, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(inc); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(inc, []byte("deny virbr0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var de *DeniedError
+	if err := CheckFile(top, "virbr0", Options{Strict: true}); !errors.As(err, &de) || de.By == nil || de.By.File != inc {
+		t.Errorf("CheckFile with the include root's = %v, want the deny of %s", err, inc)
 	}
 }

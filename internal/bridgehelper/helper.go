@@ -148,6 +148,10 @@ func Main(args []string, sys *System) int {
 	o, err := Parse(args)
 	switch {
 	case err != nil:
+		// A refusal too: the journal has it whatever the caller passed.
+		if !sys.StderrIsJournal {
+			sys.log(journal.PriErr, fmt.Sprintf("%v (caller uid %d)", err, sys.UID), "", o.Bridge)
+		}
 		fmt.Fprintf(sys.Stderr, "%s: %v (%s)\n", Name, err, usage)
 		return 1
 	case o.Help:
@@ -194,11 +198,22 @@ func Run(o Options, sys *System) error {
 	if _, err := (bridge.Host{}).Find(conn, br); err != nil {
 		return err
 	}
-	dev, err := tap.Create(tapPattern, o.UseVnet)
+	gone, err := sweep(conn)
+	for _, g := range gone {
+		sys.log(journal.PriInfo, fmt.Sprintf("removed %s: a tap of this helper made persistent, which nobody held", g), "", br)
+	}
+	if err != nil {
+		return err
+	}
+	// The caller's tap: no other user may attach to it.
+	dev, err := tap.Create(tapPattern, o.UseVnet, sys.UID)
 	if err != nil {
 		return explainCreate(err)
 	}
 	defer dev.File.Close()
+	if err := mark(conn, dev.Name); err != nil {
+		return err
+	}
 	set, err := ifconf.ResolveConfig(dev.Name, ifconf.Env{Getenv: sys.Env})
 	if err != nil {
 		return fmt.Errorf("%s: %w", dev.Name, err)
@@ -217,6 +232,19 @@ func Run(o Options, sys *System) error {
 		return fmt.Errorf("%s: send to QEMU over --fd=%d: %w", dev.Name, o.FD, err)
 	}
 	sys.log(journal.PriInfo, fmt.Sprintf("%s: port of %s, sent to the caller (uid %d)", dev.Name, br, sys.UID), dev.Name, br)
+	return nil
+}
+
+// mark gives the new tap the helper's alias, by which a later call knows
+// it for its own.
+func mark(c *link.Conn, name string) error {
+	l, err := c.ByName(name)
+	if err == nil {
+		err = c.SetAlias(l, Marker)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: set alias %s: %w", name, Marker, err)
+	}
 	return nil
 }
 

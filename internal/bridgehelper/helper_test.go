@@ -13,6 +13,7 @@ import (
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/nstest"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/proc"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
 )
 
 func TestParse(t *testing.T) {
@@ -62,26 +63,6 @@ func TestMainUsage(t *testing.T) {
 			t.Errorf("Main(%q) = %d, stdout %q, stderr %q", args, code, out.String(), errb.String())
 		}
 	}
-}
-
-// recvFD receives one descriptor sent with SCM_RIGHTS and its payload.
-func recvFD(t *testing.T, sock int) (int, []byte) {
-	t.Helper()
-	buf := make([]byte, 16)
-	oob := make([]byte, unix.CmsgSpace(4))
-	n, oobn, _, _, err := unix.Recvmsg(sock, buf, oob, unix.MSG_DONTWAIT)
-	if err != nil {
-		t.Fatalf("recvmsg: %v", err)
-	}
-	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-	if err != nil || len(msgs) != 1 {
-		t.Fatalf("control messages %v: %v", msgs, err)
-	}
-	fds, err := unix.ParseUnixRights(&msgs[0])
-	if err != nil || len(fds) != 1 {
-		t.Fatalf("rights %v: %v", fds, err)
-	}
-	return fds[0], buf[:n]
 }
 
 // TestRun runs the helper in-process in a namespace, as QEMU would run it,
@@ -174,7 +155,7 @@ func TestRun(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Run: %v", err)
 			}
-			fd, payload := recvFD(t, sp[0])
+			fd, payload := nstest.RecvFD(t, sp[0])
 			if !bytes.Equal(payload, []byte{0}) {
 				t.Errorf("payload %q, want one zero byte", payload)
 			}
@@ -201,6 +182,10 @@ func TestRun(t *testing.T) {
 				a.RawFlags&unix.IFF_UP == 0 || a.RawFlags&unix.IFF_PROMISC == 0 {
 				t.Errorf("%s: master %q mtu %d mac %s flags %#x; want on virbr0, mtu 9000, mac fe:..., up, promisc",
 					name, m, a.MTU, a.HardwareAddr, a.RawFlags)
+			}
+			// The caller's, and marked as the helper's.
+			if own, err := ns.Conn.ByName(name); err != nil || own.Tun.Owner != 1234 || own.Alias != Marker {
+				t.Errorf("%s: %+v, alias %q, %v; want owner 1234, alias %q", name, own.Tun, own.Alias, err, Marker)
 			}
 			// The tap lives as long as QEMU's descriptor: closing it
 			// removes the tap and its port.
@@ -238,6 +223,29 @@ func TestRunBadFD(t *testing.T) {
 		err := Run(Options{FD: tt.fd, Bridge: "virbr0"}, &System{ACLPath: "/nonexistent/bridge.conf"})
 		if err == nil || !strings.HasSuffix(err.Error(), tt.want) {
 			t.Errorf("Run with --fd=%d: %v, want %s", tt.fd, err, tt.want)
+		}
+	}
+}
+
+// TestOrphan: only a tap of the helper's that persists with nobody
+// holding it is swept.
+func TestOrphan(t *testing.T) {
+	tests := []struct {
+		name string
+		l    link.Link
+		want bool
+	}{
+		{"persistent, held by nobody", link.Link{Alias: Marker, Tun: &link.Tun{Tap: true, Persist: true}}, true},
+		{"persistent, held", link.Link{Alias: Marker, Tun: &link.Tun{Tap: true, Persist: true, Carrier: true}}, false},
+		{"multiqueue, a queue disabled", link.Link{Alias: Marker, Tun: &link.Tun{Tap: true, Persist: true, MultiQueue: true, DisabledQueues: 1}}, false},
+		{"multiqueue, no queue", link.Link{Alias: Marker, Tun: &link.Tun{Tap: true, Persist: true, MultiQueue: true}}, true},
+		{"not persistent", link.Link{Alias: Marker, Tun: &link.Tun{Tap: true}}, false},
+		{"not the helper's", link.Link{Alias: "vm1", Tun: &link.Tun{Tap: true, Persist: true}}, false},
+		{"not a tun", link.Link{Alias: Marker}, false},
+	}
+	for _, tt := range tests {
+		if got := orphan(&tt.l); got != tt.want {
+			t.Errorf("%s: orphan = %v, want %v", tt.name, got, tt.want)
 		}
 	}
 }

@@ -34,7 +34,7 @@ func (c Command) Main(args []string, sys *System) int {
 	case (o.Help || o.Version) && len(args) == 1 && interfaceExists(args[0]):
 		// QEMU runs the script with the tap's name alone: a tap named
 		// like an option must not make it print help and succeed.
-		fmt.Fprintf(sys.Stderr, "%s: %v\n", c.Name, link.ValidateName(args[0]))
+		sys.logger(c.Name, args[0], false).send(journal.PriErr, link.ValidateName(args[0]).Error(), "")
 		return 1
 	case errors.As(err, &uerr):
 		fmt.Fprintf(sys.Stderr, "%s: %s\n%s\n", c.Name, uerr.msg, c.usage())
@@ -109,6 +109,9 @@ type session struct {
 	conn     *link.Conn
 	dir      *rundir.Dir // nil when unprivileged without access to it
 	unlock   func()
+	// leave is set by a qemu-ifup that changes the tap: its lock file
+	// stays for the tap's qemu-ifdown (rundir.Lock.Leave).
+	leave bool
 }
 
 func (s *session) close() {
@@ -125,30 +128,44 @@ func (s *session) close() {
 func open(ifname string, env ifconf.Env, log logger, lenient bool) (*session, error) {
 	s := &session{}
 	d, err := rundir.Open(env.RunDir())
+	opened := err == nil
+	var lk *rundir.Lock
+	if opened {
+		if lk, err = d.Lock(rundir.TapLock(ifname), lockWait); err != nil {
+			d.Close()
+		}
+	}
+	var busy *rundir.BusyError
 	switch {
 	case err == nil:
-		lk, err := d.Lock(rundir.TapLock(ifname), lockWait)
-		if err != nil {
-			d.Close()
-			var busy *rundir.BusyError
-			if errors.As(err, &busy) {
-				return nil, fmt.Errorf("%s: busy: %v for %v (another qemu-ifup or qemu-ifdown)", ifname, busy, lockWait)
+		s.dir = d
+		s.unlock = func() {
+			if s.leave {
+				lk.Leave()
+			} else {
+				lk.Release()
 			}
-			return nil, fmt.Errorf("%s: %w", ifname, err)
 		}
-		s.dir, s.unlock = d, lk.Release
 		env.Records = d
 		env.Logf = func(msg string) { log.info(msg, "") }
-	case os.Geteuid() != 0:
+	case errors.As(err, &busy):
+		return nil, fmt.Errorf("%s: busy: %v for %v (another qemu-ifup or qemu-ifdown)", ifname, busy, lockWait)
+	case lenient && (errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT)):
+		// qemu-ifdown detaches the tap even when the run directory can
+		// take no new file. It normally finds the lock file its
+		// qemu-ifup left; without one (left by no ifup, or by one of an
+		// older version), the abstract lock needs no file, and a
+		// qemu-ifup racing it fails for want of one.
+		log.send(journal.PriWarning, fmt.Sprintf("%s: warning: %v; locking without the run directory, detaching anyway", ifname, err), "")
+		if err := s.lockAbstract(ifname, log); err != nil {
+			return nil, err
+		}
+	case !opened && os.Geteuid() != 0:
 		// Run with a file capability by a user who cannot enter root's
 		// run directory: no record is for it, and the tap's lock is an
 		// abstract socket (lockAbstract).
-		var squat string
-		if s.unlock, squat, err = lockAbstract(ifname); err != nil {
+		if err := s.lockAbstract(ifname, log); err != nil {
 			return nil, err
-		}
-		if squat != "" {
-			log.send(journal.PriWarning, ifname+": warning: "+squat, "")
 		}
 	default:
 		return nil, fmt.Errorf("%s: %w", ifname, err)
@@ -169,6 +186,20 @@ func open(ifname string, env ifconf.Env, log logger, lenient bool) (*session, er
 		return nil, fmt.Errorf("open netlink: %w", err)
 	}
 	return s, nil
+}
+
+// lockAbstract takes the tap's abstract-socket lock, saying so when a
+// squatter holds it.
+func (s *session) lockAbstract(ifname string, log logger) error {
+	unlock, squat, err := lockAbstract(ifname)
+	if err != nil {
+		return err
+	}
+	s.unlock = unlock
+	if squat != "" {
+		log.send(journal.PriWarning, ifname+": warning: "+squat, "")
+	}
+	return nil
 }
 
 // close0 undoes open before the netlink handle exists.
@@ -231,12 +262,18 @@ func up(o Options, sys *System) error {
 		return nil
 	}
 	log := sys.logger(Up().Name, o.Ifname, o.Quiet)
+	if err := claim(conn, o.Ifname, log); err != nil {
+		return err
+	}
 	if pl.BridgeDown {
 		log.send(journal.PriWarning, down, br)
 	}
 	for _, w := range pl.Warnings {
 		log.send(journal.PriWarning, o.Ifname+": warning: "+w, br)
 	}
+	// The tap's qemu-ifdown then locks without a new inode: it detaches
+	// the tap even from a full run directory.
+	s.leave = true
 	if len(pl.Changes) == 0 {
 		log.info("already a port of "+br+" as configured, nothing changed", br)
 	} else {

@@ -12,7 +12,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"maps"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -132,9 +131,15 @@ func validName(k string) bool {
 }
 
 // StderrIsJournal reports whether stderr is a stream journald reads (a
-// systemd service's): JOURNAL_STREAM holds its device and inode.
-func StderrIsJournal() bool {
-	return isStream(unix.Stderr, os.Getenv("JOURNAL_STREAM"))
+// systemd service's): JOURNAL_STREAM, read with getenv, holds its device
+// and inode. A nil getenv, for a helper whose environment is its caller's
+// to choose (AT_SECURE), gives false: the caller must not be able to make
+// it keep a message from the journal or from stderr.
+func StderrIsJournal(getenv func(string) string) bool {
+	if getenv == nil {
+		return false
+	}
+	return isStream(unix.Stderr, getenv("JOURNAL_STREAM"))
 }
 
 // isStream reports whether fd is the stream "device:inode" names.

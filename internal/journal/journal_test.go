@@ -188,3 +188,25 @@ func TestIsStream(t *testing.T) {
 		}
 	}
 }
+
+// A helper whose environment is its caller's (nil getenv) never takes
+// stderr for the journal, whatever JOURNAL_STREAM says.
+func TestStderrIsJournalUntrusted(t *testing.T) {
+	var st unix.Stat_t
+	if err := unix.Fstat(unix.Stderr, &st); err != nil {
+		t.Fatal(err)
+	}
+	stream := fmt.Sprintf("%d:%d", st.Dev, st.Ino)
+	getenv := func(k string) string {
+		if k == "JOURNAL_STREAM" {
+			return stream
+		}
+		return ""
+	}
+	if !StderrIsJournal(getenv) {
+		t.Errorf("StderrIsJournal with JOURNAL_STREAM=%s naming stderr = false", stream)
+	}
+	if StderrIsJournal(nil) {
+		t.Error("StderrIsJournal(nil) = true")
+	}
+}

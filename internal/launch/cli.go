@@ -11,7 +11,6 @@ import (
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/ifconf"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/version"
-	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/vmconf"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/cpuset"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
 )
@@ -179,7 +178,7 @@ func Parse(args []string, c *Config) (done bool, err error) {
 		if len(rest) > 0 {
 			return false, &usageError{"--config takes no QEMU command line; put extra arguments in its [QEMU] section"}
 		}
-		vm, err := vmconf.Load(config)
+		vm, err := loadVM(config)
 		if err != nil {
 			return false, err
 		}

@@ -120,13 +120,7 @@ func TestHelpAndVersion(t *testing.T) {
 // The seed's command, fitted to CPUs 0 and 1, as a dry run: QEMU's command
 // line on the first line, then what the launcher does itself.
 func TestDryRunSeed(t *testing.T) {
-	online, err := cpuset.Online()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !online.Has(1) {
-		t.Skip("needs CPUs 0 and 1 online; this host has " + online.String())
-	}
+	needCPUs01(t)
 	c, out := testConfig()
 	c.Binary, c.IfUp, c.IfDown, c.CPUs, c.DryRun = "/nonexistent/qemu", "/h/qemu-ifup", "/h/qemu-ifdown", cpuset.Of(0, 1), true
 	c.Bridge = "br0"
@@ -196,13 +190,7 @@ func TestPrepareRefuses(t *testing.T) {
 // Emulator and I/O thread placement in a dry run: QEMU starts paused on
 // the emulator CPUs, and the launcher says what it places.
 func TestDryRunPlacement(t *testing.T) {
-	online, err := cpuset.Online()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !online.Has(1) {
-		t.Skip("needs CPUs 0 and 1 online; this host has " + online.String())
-	}
+	needCPUs01(t)
 	c, out := testConfig()
 	c.Binary, c.DryRun, c.CPUs, c.EmulatorCPUs = "/nonexistent/qemu", true, cpuset.Of(0, 1), cpuset.Of(0)
 	c.IOThreadCPUs = map[string]cpuset.Set{"io0": cpuset.Of(1)}
@@ -351,5 +339,18 @@ func TestHostCheckAtStart(t *testing.T) {
 		case strict && (code != 1 || err == nil || !strings.Contains(err.Error(), "refused under --strict") || out.Len() != 0):
 			t.Errorf("Run --strict = %d, %v (output %q), want a refusal before anything", code, err, out)
 		}
+	}
+}
+
+// needCPUs01 skips a test that places threads on CPUs 0 and 1 on a host
+// without both online.
+func needCPUs01(t *testing.T) {
+	t.Helper()
+	online, err := cpuset.Online()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !online.Has(1) {
+		t.Skip("needs CPUs 0 and 1 online; this host has " + online.String())
 	}
 }

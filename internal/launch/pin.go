@@ -2,7 +2,9 @@ package launch
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"syscall"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/sched"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/cpuset"
@@ -39,6 +41,11 @@ func (r *run) pin(ctx context.Context) error {
 	}
 	r.vcpuTIDs = tids
 	pid := r.cmd.Process.Pid
+	proc, err := r.qemuThreads()
+	if err != nil {
+		return err
+	}
+	defer proc.Close()
 	pinned := map[int]int{} // thread -> vCPU
 	for _, p := range r.Pins {
 		tid, ok := tids[p.VCPU]
@@ -56,13 +63,8 @@ func (r *run) pin(ctx context.Context) error {
 			return fmt.Errorf("vCPU %d: QEMU runs it on its main thread %d, which cannot be pinned alone", p.VCPU, tid)
 		}
 		where := r.vcpuCPUs(p.VCPU)
-		if !where.Empty() {
-			if err := sched.SetAffinity(tid, where); err != nil {
-				return fmt.Errorf("vCPU %d: %w", p.VCPU, err)
-			}
-		}
-		if err := sched.SetPriority(tid, p.Prio); err != nil {
-			return fmt.Errorf("vCPU %d: %w", p.VCPU, err)
+		if err := setThread(proc, fmt.Sprintf("vCPU %d", p.VCPU), tid, sched.Setting{CPUs: where, Policy: true, Prio: p.Prio}); err != nil {
+			return err
 		}
 		th, err := sched.Read(pid, tid)
 		if err != nil {
@@ -76,6 +78,39 @@ func (r *run) pin(ctx context.Context) error {
 			return fmt.Errorf("vCPU %d: reads back as %v", p.VCPU, th)
 		}
 		r.logf("vCPU %d: %v", p.VCPU, th)
+	}
+	return nil
+}
+
+// qemuThreads holds QEMU's threads for placing them (sched.Process), so
+// that a thread id QMP reports is acted on only while it is one of QEMU's:
+// the QEMU user may answer on QMP for QEMU, and name any thread.
+func (r *run) qemuThreads() (*sched.Process, error) {
+	p, err := sched.OpenProcess(r.cmd.Process.Pid)
+	if err != nil {
+		return nil, err
+	}
+	// Signal goes through a pidfd (or fails once QEMU is waited for):
+	// success says QEMU was not reaped, so its pid named QEMU when
+	// opened.
+	if err := r.cmd.Process.Signal(syscall.Signal(0)); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("QEMU exited: %w", err)
+	}
+	return p, nil
+}
+
+// setThread gives thread tid, which QMP names for what ("vCPU 1"), the
+// setting s; a tid that is not one of QEMU's threads is refused, with
+// nothing changed.
+func setThread(p *sched.Process, what string, tid int, s sched.Setting) error {
+	err := p.Set(tid, s)
+	var fe *sched.ForeignError
+	if errors.As(err, &fe) && !fe.Undone {
+		return fmt.Errorf("%s: QEMU's monitor names thread %d for it, which is not a thread of QEMU (pid %d): refusing to place it", what, tid, p.Pid)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
 }

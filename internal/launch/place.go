@@ -22,7 +22,9 @@ import (
 // from the main loop for that reason. The vCPU threads and the I/O
 // threads placed by id then get their own CPUs, and every thread is read
 // back from /proc, again after the guest resumes. Only thread ids are
-// used, never QEMU's credentials, so this holds whoever QEMU runs as.
+// used, never QEMU's credentials, so this holds whoever QEMU runs as; and
+// a thread id, whether QMP or /proc names it, is changed only while it is
+// one of QEMU's threads (sched.Process): QEMU's user may answer on QMP.
 
 // A place is where one thread belongs.
 type place struct {
@@ -63,6 +65,11 @@ func (r *run) place(ctx context.Context) error {
 		return nil
 	}
 	pid := r.cmd.Process.Pid
+	proc, err := r.qemuThreads()
+	if err != nil {
+		return err
+	}
+	defer proc.Close()
 	for _, i := range slices.Sorted(maps.Keys(r.vcpuTIDs)) {
 		tid := r.vcpuTIDs[i]
 		if tid == pid && !r.EmulatorCPUs.Empty() {
@@ -72,8 +79,8 @@ func (r *run) place(ctx context.Context) error {
 			continue // pin placed it
 		}
 		if cpus := r.vcpuCPUs(i); !cpus.Empty() {
-			if err := sched.SetAffinity(tid, cpus); err != nil {
-				return fmt.Errorf("vCPU %d: %w", i, err)
+			if err := setThread(proc, fmt.Sprintf("vCPU %d", i), tid, sched.Setting{CPUs: cpus}); err != nil {
+				return err
 			}
 		}
 	}
@@ -91,8 +98,8 @@ func (r *run) place(ctx context.Context) error {
 			if !ok {
 				return fmt.Errorf("I/O thread %s: QEMU lists no thread for it", id)
 			}
-			if err := sched.SetAffinity(tid, r.IOThreadCPUs[id]); err != nil {
-				return fmt.Errorf("I/O thread %s: %w", id, err)
+			if err := setThread(proc, "I/O thread "+id, tid, sched.Setting{CPUs: r.IOThreadCPUs[id]}); err != nil {
+				return err
 			}
 		}
 	}
@@ -105,6 +112,11 @@ func (r *run) place(ctx context.Context) error {
 // said so with -v; one that cannot be moved is an error.
 func (r *run) readBack() error {
 	pid := r.cmd.Process.Pid
+	proc, err := r.qemuThreads()
+	if err != nil {
+		return err
+	}
+	defer proc.Close()
 	tids, err := sched.Threads(pid)
 	if err != nil {
 		return err
@@ -124,7 +136,9 @@ func (r *run) readBack() error {
 		}
 		if !p.cpus.Empty() && !th.CPUs.Equal(p.cpus) {
 			from := th.CPUs
-			if err := sched.SetAffinity(tid, p.cpus); gone(err) {
+			// A thread listed, then gone, may have left its id
+			// to another process: Set refuses that one.
+			if err := proc.Set(tid, sched.Setting{CPUs: p.cpus}); gone(err) {
 				continue
 			} else if err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", p.what, err))
@@ -161,7 +175,8 @@ func (r *run) recheck() {
 
 // gone says a thread exited while being read or placed.
 func gone(err error) bool {
-	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH)
+	var fe *sched.ForeignError
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH) || errors.As(err, &fe)
 }
 
 func describeThread(th sched.Thread) string {

@@ -3,10 +3,13 @@ package launch
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -15,8 +18,10 @@ import (
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/cpuset"
 )
 
-// environ is QEMU's environment: the launcher's without systemd's
-// notification variables, which belong to the launcher alone.
+// environ is the environment of a QEMU run as root, and of the helpers:
+// the launcher's without systemd's notification variables, which belong
+// to the launcher alone. A QEMU run as a user gets a fixed one instead
+// (userEnviron).
 func (r *run) environ() []string {
 	var env []string
 	for _, kv := range r.cfg.Environ() {
@@ -28,6 +33,60 @@ func (r *run) environ() []string {
 		env = append(env, kv)
 	}
 	return env
+}
+
+// closeStrayFds marks every descriptor from 3 up close-on-exec but those
+// in keep. The launcher's own are (Go opens them so), but one it inherited
+// without the flag (an open file of the shell that ran it) would reach
+// QEMU, the helpers and the "QEMU -help" probe: QEMU gets only its
+// standard streams, the QMP socket, the taps, and the descriptors its
+// command line names (keep).
+func closeStrayFds(keep []int) error {
+	keep = slices.Sorted(slices.Values(keep))
+	from := uint(3)
+	for _, fd := range append(keep, -1) {
+		if fd >= 0 && uint(fd) < from {
+			continue
+		}
+		to := uint(math.MaxUint32)
+		if fd >= 0 {
+			to = uint(fd) - 1
+		}
+		if from <= to {
+			err := unix.CloseRange(from, to, unix.CLOSE_RANGE_CLOEXEC)
+			if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+				// Before Linux 5.11.
+				err = cloexecEach(from, to)
+			}
+			if err != nil {
+				return fmt.Errorf("marking inherited descriptors %d-%d close-on-exec: %w", from, to, err)
+			}
+		}
+		if fd < 0 {
+			break
+		}
+		from = uint(fd) + 1
+	}
+	return nil
+}
+
+// cloexecEach marks the open descriptors from..to close-on-exec, one by one.
+func cloexecEach(from, to uint) error {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || uint(fd) < from || uint(fd) > to {
+			continue
+		}
+		// The directory's own descriptor is closed by now: EBADF.
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil && !errors.Is(err, unix.EBADF) {
+			return err
+		}
+	}
+	return nil
 }
 
 // start starts QEMU with its QMP socket, inside r.startCPUs().
@@ -60,25 +119,48 @@ func (r *run) start() error {
 	// set in the child before exec so no early read fails. Keys, Ctrl-C
 	// too, then go to the guest (QEMU makes the terminal raw).
 	tty := r.consoleTerminal()
-	if tty != nil {
-		cmd.SysProcAttr.Foreground = true
-		cmd.SysProcAttr.Ctty = int(tty.Fd())
-	}
+	var rl *relay
 	if r.User != nil {
-		if err := r.asUser(cmd); err != nil {
+		// Not in the launcher's session, where it could inject keys into
+		// root's terminal: a session of its own, and a pty of the
+		// launcher's for the terminal (console.go).
+		cmd.SysProcAttr.Setpgid, cmd.SysProcAttr.Setsid = false, true
+		if rl, err = newRelay(cmd, tty); err != nil {
 			conn.Close()
 			return err
 		}
+		tty = nil
+		if err := r.asUser(cmd); err != nil {
+			if rl != nil {
+				rl.abandon()
+			}
+			conn.Close()
+			return err
+		}
+	} else if tty != nil {
+		cmd.SysProcAttr.Foreground = true
+		cmd.SysProcAttr.Ctty = int(tty.Fd())
 	}
 	if err := startWithin(cmd, r.startCPUs()); err != nil {
+		if rl != nil {
+			rl.abandon()
+		}
 		r.closeTaps()
 		conn.Close()
 		return fmt.Errorf("starting %s: %w", argv[0], err)
 	}
 	r.cmd = cmd
 	r.logf("started QEMU, pid %d", cmd.Process.Pid)
+	if rl != nil {
+		if err := rl.start(); err != nil {
+			fmt.Fprintf(r.cfg.Stderr, "qemu-launch: warning: %v\n", err)
+		}
+	}
 	go func() {
 		cmd.Wait() // its error says no more than cmd.ProcessState
+		if rl != nil {
+			rl.finish()
+		}
 		if tty != nil {
 			takeTerminal(tty)
 		}

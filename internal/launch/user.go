@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -88,19 +89,30 @@ func (a *account) credential() *syscall.Credential {
 	return &syscall.Credential{Uid: a.UID, Gid: a.GID, Groups: append([]uint32{}, a.Groups...)}
 }
 
-// userEnviron gives QEMU the user's HOME, USER and LOGNAME instead of the
-// launcher's.
-func (a *account) userEnviron(env []string) []string {
-	out := make([]string, 0, len(env)+3)
+// userPath is the PATH of a QEMU run as a user: systemd's default for
+// services, rather than whatever root's was.
+const userPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// displayEnv are what a window needs of the launcher's environment; a QEMU
+// run as a user gets them only when it opens one (qemuargs.UsesDisplay).
+var displayEnv = []string{"DISPLAY", "XAUTHORITY", "WAYLAND_DISPLAY", "XDG_RUNTIME_DIR"}
+
+// userEnviron is the whole environment of a QEMU run as the user: PATH,
+// the user's HOME, USER and LOGNAME, and of the launcher's environment
+// only the terminal's type and the locale (TERM, LANG, LANGUAGE, LC_*),
+// plus the display's variables when display is set. Nothing else of
+// root's (tokens, sockets, library paths) reaches it.
+func (a *account) userEnviron(env []string, display bool) []string {
+	out := []string{"PATH=" + userPath, "HOME=" + a.Home, "USER=" + a.Name, "LOGNAME=" + a.Name}
 	for _, kv := range env {
 		k, _, _ := strings.Cut(kv, "=")
-		switch k {
-		case "HOME", "USER", "LOGNAME":
-			continue
+		switch {
+		case k == "TERM", k == "LANG", k == "LANGUAGE", strings.HasPrefix(k, "LC_"),
+			display && slices.Contains(displayEnv, k):
+			out = append(out, kv)
 		}
-		out = append(out, kv)
 	}
-	return append(out, "HOME="+a.Home, "USER="+a.Name, "LOGNAME="+a.Name)
+	return out
 }
 
 // raiseMemLock lifts the launcher's memory-lock limit, which QEMU inherits:
@@ -139,11 +151,13 @@ func (r *run) openTaps() ([]*os.File, error) {
 	for _, t := range r.Taps {
 		var devs []*tap.Device
 		var err error
+		// The taps are the user's: no other user may attach a queue.
+		owner := int(r.User.UID)
 		if t.Queues > 1 {
-			devs, err = tap.CreateQueues(t.Ifname, t.Queues, t.VnetHdr)
+			devs, err = tap.CreateQueues(t.Ifname, t.Queues, t.VnetHdr, owner)
 		} else {
 			var d *tap.Device
-			d, err = tap.Create(t.Ifname, t.VnetHdr)
+			d, err = tap.Create(t.Ifname, t.VnetHdr, owner)
 			devs = []*tap.Device{d}
 		}
 		if err != nil {
@@ -173,10 +187,11 @@ func (r *run) ifup(t qemuargs.Tap) error {
 }
 
 // closeTaps closes the launcher's copies of the taps, after cleanup ran
-// qemu-ifdown: the kernel then removes them.
+// qemu-ifdown: the kernel then removes them, also when QEMU's user made
+// them persistent.
 func (r *run) closeTaps() {
 	for _, f := range r.tapFiles {
-		f.Close()
+		tap.Close(f)
 	}
 	r.tapFiles = nil
 }
@@ -217,7 +232,7 @@ func (r *run) asUser(cmd *exec.Cmd) error {
 	r.tapFiles = files
 	cmd.ExtraFiles = append(cmd.ExtraFiles, files...)
 	cmd.SysProcAttr.Credential = r.User.credential()
-	cmd.Env = r.User.userEnviron(cmd.Env)
+	cmd.Env = r.User.userEnviron(r.cfg.Environ(), qemuargs.UsesDisplay(r.Args))
 	r.logf("QEMU runs as user %s", r.User)
 	return nil
 }

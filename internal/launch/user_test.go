@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/hostcheck"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/nstest"
@@ -71,7 +72,7 @@ func TestLookupAccount(t *testing.T) {
 // TestParseUser: --user on the command line; User= in a VM file, which
 // --user overrides.
 func TestParseUser(t *testing.T) {
-	vm := filepath.Join(t.TempDir(), "vm.conf")
+	vm := filepath.Join(nstest.TrustedDir(t), "vm.conf")
 	if err := os.WriteFile(vm, []byte("[VM]\nName=vm1\nUser=nobody\nMemory=256M\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -92,5 +93,67 @@ func TestParseUser(t *testing.T) {
 		if c.User != tt.want {
 			t.Errorf("Parse(%q): User %q, want %q", tt.args, c.User, tt.want)
 		}
+	}
+}
+
+// dupNoCloexec is a new descriptor of f without close-on-exec, as a
+// launcher inherits one from a careless parent.
+func dupNoCloexec(t *testing.T, f *os.File) int {
+	t.Helper()
+	fd, err := unix.Dup(int(f.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	return fd
+}
+
+func cloexec(t *testing.T, fd int) bool {
+	t.Helper()
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return flags&unix.FD_CLOEXEC != 0
+}
+
+// closeStrayFds marks every descriptor but the kept ones close-on-exec;
+// cloexecEach does it where close_range cannot (before Linux 5.11).
+func TestCloseStrayFds(t *testing.T) {
+	f, err := os.Open("/dev/null")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	stray, kept := dupNoCloexec(t, f), dupNoCloexec(t, f)
+	if err := closeStrayFds([]int{1, kept, 100000}); err != nil {
+		t.Fatal(err)
+	}
+	if !cloexec(t, stray) || cloexec(t, kept) {
+		t.Errorf("close-on-exec: stray fd %d %v, kept fd %d %v; want true, false", stray, cloexec(t, stray), kept, cloexec(t, kept))
+	}
+	if cloexec(t, 1) {
+		t.Error("stdout marked close-on-exec")
+	}
+	each := dupNoCloexec(t, f)
+	if err := cloexecEach(uint(each), uint(each)); err != nil {
+		t.Fatal(err)
+	}
+	if !cloexec(t, each) || cloexec(t, kept) {
+		t.Errorf("cloexecEach(%d, %d): close-on-exec %v, and kept fd %d %v; want true, false", each, each, cloexec(t, each), kept, cloexec(t, kept))
+	}
+}
+
+func TestUserEnviron(t *testing.T) {
+	a := &account{Name: "alice", UID: 1000, GID: 1000, Home: "/home/alice"}
+	env := []string{"PATH=/root/bin:/usr/bin", "HOME=/root", "USER=root", "TOKEN=x", "TERM=vt220", "LANG=de_DE.UTF-8",
+		"LC_ALL=C", "LANGUAGE=de", "DISPLAY=:0", "XAUTHORITY=/root/.Xauthority", "LD_PRELOAD=/root/x.so"}
+	base := []string{"PATH=" + userPath, "HOME=/home/alice", "USER=alice", "LOGNAME=alice",
+		"TERM=vt220", "LANG=de_DE.UTF-8", "LC_ALL=C", "LANGUAGE=de"}
+	if diff := cmp.Diff(base, a.userEnviron(env, false)); diff != "" {
+		t.Errorf("without a display (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(append(base, "DISPLAY=:0", "XAUTHORITY=/root/.Xauthority"), a.userEnviron(env, true)); diff != "" {
+		t.Errorf("with a display (-want +got):\n%s", diff)
 	}
 }

@@ -153,6 +153,28 @@ func (n *NS) RunDir(t testing.TB, base string) string {
 	return filepath.Join(base, rundir.NetnsDir(id))
 }
 
+// PlantRecord writes data as the record of the tap ifname in the
+// namespace's run directory under base, as an administrator would by hand
+// (unsigned: never stale), and returns its path. The directory is made as
+// the helpers make it, so that they take it for the namespace's.
+func (n *NS) PlantRecord(t testing.TB, base, ifname, data string) string {
+	t.Helper()
+	var path string
+	err := n.Do(func() error {
+		d, err := rundir.Open(base)
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		path = d.RecordPath(ifname)
+		return d.WriteFile(rundir.RecordFile(ifname), []byte(data))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // OwnRunDir is the run directory under base of the test process's own
 // network namespace, where a launcher started outside any NS keeps its
 // records.

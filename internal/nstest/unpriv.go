@@ -28,14 +28,11 @@ func Nobody(t testing.TB) *syscall.Credential {
 }
 
 // PublicDir returns a new directory every user may read and enter (a
-// test's TempDir is root's alone), removed when the test ends.
+// test's TempDir is root's alone), removed when the test ends. It is a
+// TrustedDir: an ACL file root puts there passes the helpers' checks.
 func PublicDir(t testing.TB) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "qth-pub-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := TrustedDir(t)
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -37,7 +37,7 @@ func Current() Process {
 	// for a few requests.
 	if j, err := journal.Open(journal.Socket); err == nil {
 		p.Journal = j.Send
-		p.StderrIsJournal = journal.StderrIsJournal()
+		p.StderrIsJournal = journal.StderrIsJournal(p.Env)
 	}
 	return p
 }

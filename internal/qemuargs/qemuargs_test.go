@@ -2,6 +2,7 @@ package qemuargs
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -453,6 +454,59 @@ func TestGuestMACs(t *testing.T) {
 				t.Errorf("GuestMAC(%s, %s) = %s, as %s", vm, id, m, prev)
 			}
 			seen[m.String()] = vm + "/" + id
+		}
+	}
+}
+
+func TestUsesDisplay(t *testing.T) {
+	tests := []struct {
+		args []string
+		want bool
+	}{
+		{nil, true}, // QEMU's default display
+		{[]string{"-nodefaults", "-m", "64"}, true},
+		{[]string{"-nographic"}, false},
+		{[]string{"-display", "none"}, false},
+		{[]string{"-display", "gtk,gl=on"}, true},
+		{[]string{"-display", "sdl"}, true},
+		{[]string{"-display", "spice-app"}, true},
+		{[]string{"-display", "curses"}, false},
+		{[]string{"-display", "egl-headless"}, false},
+		{[]string{"-display", "vnc=:1"}, false},
+		{[]string{"-vnc", ":1"}, false},
+		{[]string{"-spice", "port=5930"}, false},
+		{[]string{"-vnc", ":1", "-display", "gtk"}, true},
+		{[]string{"-display", "gtk", "-display", "none"}, false}, // the last one counts
+		{[]string{"-sdl"}, true},
+		{[]string{"-append", "-nographic"}, true}, // -nographic as -append's value
+	}
+	for _, tt := range tests {
+		if got := UsesDisplay(tt.args); got != tt.want {
+			t.Errorf("UsesDisplay(%q) = %v, want %v", tt.args, got, tt.want)
+		}
+	}
+}
+
+func TestNamedFds(t *testing.T) {
+	tests := []struct {
+		args []string
+		want []int
+	}{
+		{nil, nil},
+		{[]string{"-netdev", "tap,id=n0,fd=5", "-m", "64"}, []int{5}},
+		{[]string{"-netdev", "tap,id=n0,fds=5:6,vhostfds=7:8"}, []int{5, 6, 7, 8}},
+		{[]string{"-netdev", "tap,id=n0,fd=9,vhostfd=10"}, []int{9, 10}},
+		{[]string{"-add-fd", "fd=12,set=2,opaque=disk"}, []int{12}},
+		{[]string{"-chardev", "socket,id=c,fd=3"}, []int{3}},
+		{[]string{"-netdev", "tap,id=n0,fd=myfd"}, nil}, // a name given to QEMU over QMP
+		{[]string{"-append", "fd=5"}, nil},              // the guest kernel's command line
+		{[]string{"-incoming", "fd:6"}, []int{6}},
+		{[]string{"-incoming", "tcp:0:4444"}, nil},
+		{[]string{"-nographic", "-name", "fd=4"}, []int{4}},
+	}
+	for _, tt := range tests {
+		if got := NamedFds(tt.args); !slices.Equal(got, tt.want) {
+			t.Errorf("NamedFds(%q) = %v, want %v", tt.args, got, tt.want)
 		}
 	}
 }

@@ -127,3 +127,75 @@ func readsTerminal(args []string) bool {
 	}, "display", "chardev", "serial", "monitor", "qmp", "qmp-pretty", "parallel", "debugcon")
 	return reads
 }
+
+// UsesDisplay reports whether QEMU opens a window, which needs the
+// desktop's environment: the last -display is gtk, sdl or spice-app (which
+// starts a viewer), or, with none, QEMU picks its default display, as it
+// does unless -nographic, -vnc or -spice say otherwise.
+func UsesDisplay(args []string) bool {
+	display, nographic, remote := "", false, false
+	for i := 0; i < len(args); i++ {
+		switch n := optName(args[i]); {
+		case n == "nographic":
+			nographic = true
+		case n == "sdl" || n == "curses":
+			display = n
+		case n == "" || noArg[n] || i+1 == len(args):
+		default:
+			i++
+			switch n {
+			case "display":
+				// -display vnc=:1 names its type as a key.
+				display, _, _ = strings.Cut(args[i], ",")
+				display, _, _ = strings.Cut(display, "=")
+				if t, ok := parseOpts(args[i], "type").get("type"); ok {
+					display = t
+				}
+			case "vnc", "spice":
+				remote = true
+			}
+		}
+	}
+	switch display {
+	case "":
+		return !nographic && !remote
+	case "gtk", "sdl", "spice-app", "cocoa":
+		return true
+	}
+	return false
+}
+
+// NamedFds lists the descriptors a command line hands QEMU by number (fd=,
+// fds=, vhostfd= and vhostfds= of any option but -append's kernel command
+// line, -add-fd's fd= among them, and -incoming fd:N): whoever wrote it
+// opened them for QEMU.
+func NamedFds(args []string) []int {
+	var fds []int
+	for i := 0; i < len(args); i++ {
+		o := optName(args[i])
+		if o == "" || noArg[o] || i+1 == len(args) {
+			continue
+		}
+		i++
+		switch o {
+		case "append":
+			continue
+		case "incoming":
+			if n, err := strconv.Atoi(strings.TrimPrefix(args[i], "fd:")); err == nil && strings.HasPrefix(args[i], "fd:") {
+				fds = append(fds, n)
+			}
+			continue
+		}
+		for _, o := range parseOpts(args[i], "") {
+			switch o.key {
+			case "fd", "fds", "vhostfd", "vhostfds":
+				for _, s := range strings.Split(o.val, ":") {
+					if n, err := strconv.Atoi(s); err == nil && n >= 0 {
+						fds = append(fds, n)
+					}
+				}
+			}
+		}
+	}
+	return fds
+}

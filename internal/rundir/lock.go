@@ -84,37 +84,67 @@ func (d *Dir) Lock(name string, wait time.Duration) (*Lock, error) {
 
 func (d *Dir) tryLock(name string) (*Lock, error) {
 	for {
-		f, err := d.openFile(name, unix.O_RDWR|unix.O_CREAT)
-		if err != nil {
-			return nil, fmt.Errorf("lock: %w", err)
+		// Shared while the lock file is opened, perhaps created, and
+		// locked: the directory is not removed meanwhile (removeIfDone).
+		if err := unix.Flock(d.fd, unix.LOCK_SH); err != nil {
+			return nil, fmt.Errorf("lock %s: %w", d.Path, err)
 		}
-		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-			pid := readPid(f)
-			f.Close()
-			if errors.Is(err, unix.EWOULDBLOCK) {
-				return nil, &BusyError{Path: filepath.Join(d.Path, name), Pid: pid}
+		l, err := d.lockFile(name)
+		unix.Flock(d.fd, unix.LOCK_UN)
+		switch {
+		case errors.Is(err, errAgain):
+			continue
+		case errors.Is(err, errDirGone):
+			// Removed by its last user since this process opened it.
+			if err := d.reopen(); err != nil {
+				return nil, err
 			}
-			return nil, fmt.Errorf("lock %s: %w", filepath.Join(d.Path, name), err)
-		}
-		// The holder before us may have removed the file on release
-		// after we opened it: a lock on a removed file locks nothing.
-		var held, now unix.Stat_t
-		if unix.Fstat(int(f.Fd()), &held) != nil ||
-			unix.Fstatat(d.fd, name, &now, unix.AT_SYMLINK_NOFOLLOW) != nil ||
-			held.Ino != now.Ino || held.Dev != now.Dev {
-			f.Close()
 			continue
 		}
-		// Write the pid over whatever a holder left, then cut the rest:
-		// truncating to zero first would make ext4 (auto_da_alloc) flush
-		// the file to disk when it is closed, a disk write per run where
-		// the run directory is not on a tmpfs.
-		pid := []byte(strconv.Itoa(os.Getpid()) + "\n")
-		if _, err := f.WriteAt(pid, 0); err == nil && held.Size > int64(len(pid)) {
-			f.Truncate(int64(len(pid)))
-		}
-		return &Lock{d: d, name: name, f: f}, nil
+		return l, err
 	}
+}
+
+var (
+	errAgain   = errors.New("lock file removed meanwhile")
+	errDirGone = errors.New("run directory removed meanwhile")
+)
+
+// lockFile opens, creating it when missing, and locks the lock file name.
+func (d *Dir) lockFile(name string) (*Lock, error) {
+	f, err := d.openFile(name, unix.O_RDWR|unix.O_CREAT)
+	if errors.Is(err, unix.ENOENT) {
+		return nil, errDirGone
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lock: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		pid := readPid(f)
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, &BusyError{Path: filepath.Join(d.Path, name), Pid: pid}
+		}
+		return nil, fmt.Errorf("lock %s: %w", filepath.Join(d.Path, name), err)
+	}
+	// The holder before us may have removed the file on release
+	// after we opened it: a lock on a removed file locks nothing.
+	var held, now unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &held) != nil ||
+		unix.Fstatat(d.fd, name, &now, unix.AT_SYMLINK_NOFOLLOW) != nil ||
+		held.Ino != now.Ino || held.Dev != now.Dev {
+		f.Close()
+		return nil, errAgain
+	}
+	// Write the pid over whatever a holder left, then cut the rest:
+	// truncating to zero first would make ext4 (auto_da_alloc) flush
+	// the file to disk when it is closed, a disk write per run where
+	// the run directory is not on a tmpfs.
+	pid := []byte(strconv.Itoa(os.Getpid()) + "\n")
+	if _, err := f.WriteAt(pid, 0); err == nil && held.Size > int64(len(pid)) {
+		f.Truncate(int64(len(pid)))
+	}
+	return &Lock{d: d, name: name, f: f}, nil
 }
 
 // readPid reads the pid a holder wrote, 0 if none.
@@ -133,5 +163,14 @@ func readPid(f *os.File) int {
 // waiter that opened the old file finds it removed and tries again.
 func (l *Lock) Release() {
 	unix.Unlinkat(l.d.fd, l.name, 0)
+	l.f.Close()
+}
+
+// Leave releases the lock and leaves its file for the next holder, who
+// then takes the lock without a new inode: qemu-ifup leaves a tap's lock
+// for its qemu-ifdown, which must detach the tap even when the run
+// directory's file system has no inode left. A file left for a tap that
+// is gone is removed with the directory (removeIfDone).
+func (l *Lock) Leave() {
 	l.f.Close()
 }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -245,5 +247,199 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRunDirInodeReuse: a namespace's inode is reused once it is gone, so
+// a directory named after it may be another namespace's leftover, with
+// records nobody should trust. One that holds another namespace's cookie,
+// or none and nothing in use, is cleared, never used.
+func TestRunDirInodeReuse(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		cookie string // "" none
+	}{
+		{"another namespace's cookie", "1\n"},
+		{"no cookie, nothing in use", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			base := filepath.Join(t.TempDir(), "run")
+			id, err := NetnsID()
+			if err != nil {
+				t.Fatal(err)
+			}
+			stale := filepath.Join(base, NetnsDir(id))
+			must(t, os.MkdirAll(stale, 0o700))
+			if tt.cookie != "" {
+				must(t, os.WriteFile(filepath.Join(stale, "netns-cookie"), []byte(tt.cookie), 0o600))
+			}
+			// Written by hand, so never stale by itself.
+			must(t, os.WriteFile(filepath.Join(stale, "tap0.conf"), []byte("[Interface]\nBridge=evil\n"), 0o600))
+			must(t, os.WriteFile(filepath.Join(stale, "vm.old.lock"), []byte("1\n"), 0o600))
+			d := open(t, base)
+			data, _, err := d.ReadRecord("tap0")
+			if data != nil || err != nil {
+				t.Errorf("ReadRecord in a stale directory = %q, %v; want none", data, err)
+			}
+			if _, err := os.Stat(filepath.Join(d.Path, "vm.old.lock")); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("stale lock file kept: %v", err)
+			}
+		})
+	}
+}
+
+// A directory of an older version (no cookie) in which a lock is held is
+// this namespace's, in use: it is kept, with its records, and gets the
+// cookie.
+func TestRunDirAdoptsOldInUse(t *testing.T) {
+	base := filepath.Join(t.TempDir(), "run")
+	id, err := NetnsID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := filepath.Join(base, NetnsDir(id))
+	must(t, os.MkdirAll(old, 0o700))
+	must(t, os.WriteFile(filepath.Join(old, "tap0.conf"), []byte("[Interface]\nBridge=br0\n"), 0o600))
+	lf, err := os.OpenFile(filepath.Join(old, VMLock("vm")), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	must(t, unix.Flock(int(lf.Fd()), unix.LOCK_EX))
+	d := open(t, base)
+	if data, _, err := d.ReadRecord("tap0"); data == nil || err != nil {
+		t.Errorf("ReadRecord = %q, %v; want the record kept", data, err)
+	}
+	got, err := os.ReadFile(filepath.Join(old, CookieFile))
+	if want := strconv.FormatUint(NetnsCookie(), 10) + "\n"; err != nil || string(got) != want {
+		t.Errorf("cookie %q, %v; want %q", got, err, want)
+	}
+}
+
+// The directory goes with the last thing in use in it, and not before.
+func TestRunDirRemovedWhenDone(t *testing.T) {
+	gone := func() *exec.Cmd { c := exec.Command("true"); c.Run(); return c }()
+	staleRecord := "[Interface]\n" + ownerPrefix + strconv.Itoa(gone.ProcessState.Pid()) + " start=1\n"
+	for _, tt := range []struct {
+		name    string
+		setup   func(t *testing.T, d *Dir)
+		removed bool
+	}{
+		{"empty", func(*testing.T, *Dir) {}, true},
+		{"lock released, record removed", func(t *testing.T, d *Dir) {
+			l, err := d.Lock(VMLock("vm"), 0)
+			must(t, err)
+			must(t, d.WriteRecord("tap0", []byte("[Interface]\n")))
+			must(t, d.MarkUp("tap0"))
+			must(t, d.RemoveRecord("tap0"))
+			l.Release()
+		}, true},
+		{"leftovers of killed processes", func(t *testing.T, d *Dir) {
+			must(t, os.WriteFile(filepath.Join(d.Path, VMLock("vm")), []byte("1\n"), 0o600))
+			must(t, os.WriteFile(filepath.Join(d.Path, "tap0.conf"), []byte(staleRecord), 0o600))
+			must(t, os.WriteFile(filepath.Join(d.Path, "tap0.up"), nil, 0o600))
+			must(t, os.WriteFile(filepath.Join(d.Path, ".tap1.conf.1.0"), nil, 0o600))
+			l, err := d.Lock(TapLock("gone0"), 0)
+			must(t, err)
+			l.Leave()
+		}, true},
+		{"a lock held", func(t *testing.T, d *Dir) {
+			l, err := open(t, filepath.Dir(d.Path)).Lock(VMLock("vm"), 0)
+			must(t, err)
+			t.Cleanup(l.Release)
+		}, false},
+		{"a live launcher's record", func(t *testing.T, d *Dir) {
+			must(t, d.WriteRecord("tap0", []byte("[Interface]\n")))
+		}, false},
+		{"a record written by hand", func(t *testing.T, d *Dir) {
+			must(t, os.WriteFile(filepath.Join(d.Path, "tap0.conf"), []byte("[Interface]\n"), 0o600))
+		}, false},
+		{"a lock left for a tap that exists", func(t *testing.T, d *Dir) {
+			l, err := d.Lock(TapLock("lo"), 0)
+			must(t, err)
+			l.Leave()
+		}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := Open(filepath.Join(t.TempDir(), "run"))
+			must(t, err)
+			tt.setup(t, d)
+			must(t, d.Close())
+			_, err = os.Stat(d.Path)
+			if removed := errors.Is(err, fs.ErrNotExist); removed != tt.removed {
+				t.Errorf("removed %v (%v), want %v", removed, err, tt.removed)
+			}
+		})
+	}
+}
+
+// A helper that opened the directory before its last user removed it
+// opens it again to lock: its lock is in the directory at the path.
+func TestLockAfterRemoval(t *testing.T) {
+	base := filepath.Join(t.TempDir(), "run")
+	d1 := open(t, base)
+	d2, err := Open(base)
+	must(t, err)
+	must(t, d2.Close()) // removes it
+	if _, err := os.Stat(d1.Path); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("directory not removed: %v", err)
+	}
+	l, err := d1.Lock(TapLock("tap0"), 0)
+	must(t, err)
+	defer l.Release()
+	var held, now unix.Stat_t
+	must(t, unix.Fstat(int(l.f.Fd()), &held))
+	must(t, unix.Stat(filepath.Join(d1.Path, TapLock("tap0")), &now))
+	if held.Ino != now.Ino {
+		t.Error("the lock is not on the file at the directory's path")
+	}
+}
+
+// Helpers taking and releasing one lock while others open and close the
+// directory, which removes it whenever it is idle: the lock stays
+// exclusive and nobody fails.
+func TestLockWhileRemoving(t *testing.T) {
+	base := filepath.Join(t.TempDir(), "run")
+	var inside atomic.Int32
+	var wg sync.WaitGroup
+	for g := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 150 {
+				d, err := Open(base)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if g%3 == 0 { // only opens and closes
+					d.Close()
+					continue
+				}
+				l, err := d.Lock(TapLock("tap0"), time.Minute)
+				if err != nil {
+					t.Error(err)
+					d.Close()
+					return
+				}
+				if n := inside.Add(1); n != 1 {
+					t.Errorf("%d holders at once", n)
+				}
+				inside.Add(-1)
+				if g%2 == 0 {
+					l.Leave()
+				} else {
+					l.Release()
+				}
+				d.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	ents, _ := os.ReadDir(base)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") {
+			t.Errorf("left in %s: %s", base, e.Name())
+		}
 	}
 }

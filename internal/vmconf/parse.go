@@ -222,16 +222,31 @@ func (n *NIC) set(file string, e unitfile.Entry) error {
 		n.Script, err = nonEmpty(v)
 	case "DownScript":
 		n.DownScript, err = nonEmpty(v)
-	case "Bridge", "MTU", "VLAN", "Trunks", "Isolated", "Learning", "UnicastFlood", "LogicalPort", "OVNWait":
-		err = n.Settings.SetNamed(e.Key, v, ifconf.Origin{File: file, Line: e.Line})
-	case "HostMAC":
-		// The host side's MAC policy, named apart from the guest's
-		// MACAddress=.
-		err = n.Settings.Set(ifconf.KeyMAC, v, ifconf.Origin{File: file, Line: e.Line})
 	default:
-		return errUnknownKey
+		k, ok := nicKey(e.Key)
+		if !ok {
+			return errUnknownKey
+		}
+		err = n.Settings.Set(k, v, ifconf.Origin{File: file, Line: e.Line})
 	}
 	return err
+}
+
+// nicKey is the port setting a [NIC] key gives, of those a VM file may
+// give: the settings' key of the same name, and HostMAC= for MAC=, the
+// host side's MAC policy, named apart from the guest's MACAddress=.
+func nicKey(name string) (ifconf.Key, bool) {
+	if name == "HostMAC" {
+		return ifconf.KeyMAC, true
+	}
+	k, ok := ifconf.KeyNamed(name)
+	switch k {
+	case ifconf.KeyBridge, ifconf.KeyMTU, ifconf.KeyVLAN, ifconf.KeyTrunks,
+		ifconf.KeyIsolated, ifconf.KeyLearning, ifconf.KeyUnicastFlood,
+		ifconf.KeyLogicalPort, ifconf.KeyOVNWait:
+		return k, ok
+	}
+	return 0, false
 }
 
 func (n *NIC) check(file string, line int) error {

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"errors"
+	"net"
 	"testing"
 
 	"github.com/vishvananda/netlink"
@@ -115,5 +116,68 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAttachPinsMAC: Attach fixes the MAC of a bridge that would take a
+// port's, and leaves alone one whose MAC was set, which keeps its static
+// neighbour entries (setting a MAC flushes them).
+func TestAttachPinsMAC(t *testing.T) {
+	ns := nstest.New(t)
+	low := net.HardwareAddr{0, 0, 0, 0, 0, 1}
+	attach := func(brName, tap string) {
+		t.Helper()
+		ns.AddTap(t, tap)
+		found, err := (Host{}).Find(ns.Conn, brName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		br := found.(*Linux)
+		l, err := ns.Conn.ByName(tap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := br.Attach(ns.Conn, l); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Kernel-chosen: the bridge keeps its MAC as the port joins and
+	// when the port's MAC goes below it.
+	ns.AddBridge(t, "br0", 0)
+	mac := ns.Snapshot(t, "br0").MAC
+	attach("br0", "tap0")
+	if err := ns.Handle.LinkSetHardwareAddr(ns.Link(t, "tap0"), low); err != nil {
+		t.Fatal(err)
+	}
+	if got := ns.Snapshot(t, "br0").MAC; got != mac {
+		t.Errorf("br0's MAC %s, want %s kept", got, mac)
+	}
+
+	// Set by its owner, above its port's: not touched again.
+	br1 := ns.AddBridge(t, "br1", 0)
+	if err := ns.Handle.LinkSetHardwareAddr(br1, net.HardwareAddr{0x02, 0, 0, 0, 0, 0x99}); err != nil {
+		t.Fatal(err)
+	}
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0", MasterIndex: br1.Index,
+		HardwareAddr: net.HardwareAddr{0x02, 0, 0, 0, 0, 0x10}}, PeerName: "eth0p"}
+	if err := ns.Handle.LinkAdd(veth); err != nil {
+		t.Fatal(err)
+	}
+	neigh := &netlink.Neigh{LinkIndex: br1.Index, Family: netlink.FAMILY_V4, State: netlink.NUD_PERMANENT,
+		IP: net.IPv4(192, 0, 2, 5), HardwareAddr: net.HardwareAddr{0x02, 0, 0, 0, 0, 0x05}}
+	if err := ns.Handle.NeighAdd(neigh); err != nil {
+		t.Fatal(err)
+	}
+	attach("br1", "tap1")
+	if got := ns.Snapshot(t, "br1").MAC; got != "02:00:00:00:00:99" {
+		t.Errorf("br1's MAC %s, want 02:00:00:00:00:99", got)
+	}
+	ns1, err := ns.Handle.NeighList(br1.Index, netlink.FAMILY_V4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ns1) != 1 || !ns1[0].IP.Equal(neigh.IP) {
+		t.Errorf("br1's neighbours after the attach: %v, want the static entry for %s kept", ns1, neigh.IP)
 	}
 }

@@ -158,15 +158,34 @@ func (b *Linux) Leave(_ *link.Conn, _ *link.Link, _ bool) (Step, error) {
 // error (the kernel says only EINVAL). Verify afterwards: the attach goes
 // by index, which cannot tell a bridge renamed meanwhile.
 //
-// Equivalent to: ip link set dev $port master $b
+// A bridge whose MAC may still be the kernel's choice gets its current
+// MAC set explicitly first, so that it never takes a port's (see pinMAC).
+//
+// Equivalent to: ip link set dev $b address $(its address);
+// ip link set dev $port master $b
 func (b *Linux) Attach(c *link.Conn, port *link.Link) error {
+	if err := b.pinMAC(c); err != nil {
+		if !b.vanished(c) {
+			err = fmt.Errorf("fix the bridge's MAC: %w", err)
+		} else {
+			err = fmt.Errorf("bridge %s disappeared", b.name)
+		}
+		return fmt.Errorf("attach %s to %s: %w", port.Name, b.name, err)
+	}
 	if err := c.SetMaster(port, b.index); err != nil {
-		if _, lerr := c.ByIndex(b.index); errors.Is(lerr, link.ErrNotFound) {
+		if b.vanished(c) {
 			err = fmt.Errorf("bridge %s disappeared", b.name)
 		}
 		return fmt.Errorf("attach %s to %s: %w", port.Name, b.name, err)
 	}
 	return nil
+}
+
+// vanished reports whether b's interface is gone, which explains a failed
+// change of it (the kernel says only EINVAL or ENODEV).
+func (b *Linux) vanished(c *link.Conn) bool {
+	_, err := c.ByIndex(b.index)
+	return errors.Is(err, link.ErrNotFound)
 }
 
 // Detach takes port off b.

@@ -1,6 +1,9 @@
 package bridge
 
-import "testing"
+import (
+	"errors"
+	"testing"
+)
 
 // TestOVSPortWords checks how an OVS port is asked for and described: the
 // vlan_mode chosen from VLAN= and Trunks=, the attach target, and the
@@ -50,5 +53,39 @@ func TestOVSPortWords(t *testing.T) {
 				t.Errorf("describeOVS = %q -> %q, want %q -> %q", from, to, tt.from, tt.to)
 			}
 		})
+	}
+}
+
+// TestCheck: each kind refuses the settings it cannot carry, naming the
+// setting and both kinds.
+func TestCheck(t *testing.T) {
+	trunks, err := ParseVLANs("10 20")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var isolated PortFlags
+	isolated.Set(FlagIsolated, true)
+	lin, ovs := &Linux{name: "virbr0"}, &OVSBridge{name: "ovsbr0"}
+	tests := []struct {
+		b    Bridge
+		s    PortSettings
+		want string
+	}{
+		{lin, PortSettings{}, ""},
+		{lin, PortSettings{Flags: isolated, GuestMAC: "52:54:00:12:34:56"}, ""},
+		{lin, PortSettings{VLAN: 10}, "access VLAN 10 needs an Open vSwitch bridge and virbr0 is a Linux bridge: VLANs on Linux bridges (vlan_filtering) are not implemented"},
+		{lin, PortSettings{Trunks: trunks}, "trunk VLANs 10,20 needs an Open vSwitch bridge and virbr0 is a Linux bridge: VLANs on Linux bridges (vlan_filtering) are not implemented"},
+		{ovs, PortSettings{VLAN: 10, Trunks: trunks, VMName: "web"}, ""},
+		{ovs, PortSettings{Flags: isolated}, "port flag isolated applies to ports of Linux bridges; ovsbr0 is an Open vSwitch bridge"},
+	}
+	for _, tt := range tests {
+		err := tt.b.Check(tt.s)
+		var se *SettingError
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%s: Check = %v, want nil", tt.b, err)
+		case tt.want != "" && (err == nil || err.Error() != tt.want || !errors.As(err, &se)):
+			t.Errorf("%s: Check = %v, want a SettingError %q", tt.b, err, tt.want)
+		}
 	}
 }

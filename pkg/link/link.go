@@ -33,6 +33,8 @@ type Link struct {
 	// MasterIndex is the index of the interface's master (a bridge), 0
 	// when it has none (IFLA_MASTER).
 	MasterIndex int
+	// Alias is the interface's alias (IFLA_IFALIAS), "" for none.
+	Alias string
 	// Tun holds a tun device's settings; nil unless Kind is "tun".
 	Tun *Tun
 	// BridgePort holds the port flags of a port of a Linux bridge; nil
@@ -71,6 +73,25 @@ type Tun struct {
 	// MultiQueue, Persist and VnetHdr are the device's IFF_MULTI_QUEUE,
 	// persistence (TUNSETPERSIST) and IFF_VNET_HDR.
 	MultiQueue, Persist, VnetHdr bool
+	// Queues and DisabledQueues count a multiqueue device's queues: the
+	// descriptors attached to it, and those a holder disabled
+	// (TUNSETQUEUE). The kernel counts them for multiqueue devices only.
+	Queues, DisabledQueues int
+	// Carrier is the device's carrier (IFLA_CARRIER): the tun driver
+	// turns it on when a process attaches and off when the last one
+	// goes; the holder may also turn it off (TUNSETCARRIER).
+	Carrier bool
+}
+
+// Held reports whether a process holds the device: some queue of a
+// multiqueue device is open, or a single-queue device has its carrier,
+// the only sign the kernel gives of one. A holder who turned the carrier
+// off reads as none.
+func (t *Tun) Held() bool {
+	if t.MultiQueue {
+		return t.Queues+t.DisabledQueues > 0
+	}
+	return t.Carrier
 }
 
 // rtextFilterSkipStats is RTEXT_FILTER_SKIP_STATS from
@@ -137,6 +158,13 @@ func (c *Conn) SetMAC(l *Link, mac net.HardwareAddr) error {
 	return c.set(l, 0, 0, nl.NewRtAttr(unix.IFLA_ADDRESS, []byte(mac)))
 }
 
+// SetAlias sets the interface's alias; "" removes it.
+//
+// Equivalent to: ip link set dev $link alias $alias
+func (c *Conn) SetAlias(l *Link, alias string) error {
+	return c.set(l, 0, 0, nl.NewRtAttr(unix.IFLA_IFALIAS, []byte(alias)))
+}
+
 // SetMaster makes the interface a port of the bridge with index
 // masterIndex, or with 0 takes it off its bridge (detaching a link that is
 // on no bridge succeeds).
@@ -194,6 +222,7 @@ func parseLink(b []byte) (*Link, error) {
 		return nil, errors.New("netlink: malformed link attributes")
 	}
 	var data []byte // IFLA_INFO_DATA, read once the kind is known
+	var carrier bool
 	var portKind string
 	var portData []byte // IFLA_INFO_SLAVE_DATA, numbered per master kind
 	for _, a := range attrs {
@@ -214,6 +243,10 @@ func parseLink(b []byte) (*Link, error) {
 			if len(v) >= 4 {
 				l.MasterIndex = int(binary.NativeEndian.Uint32(v))
 			}
+		case unix.IFLA_IFALIAS:
+			l.Alias = cString(v)
+		case unix.IFLA_CARRIER:
+			carrier = len(v) > 0 && v[0] != 0
 		case unix.IFLA_LINKINFO:
 			info, err := parseAttrs(v)
 			if err != nil {
@@ -239,6 +272,7 @@ func parseLink(b []byte) (*Link, error) {
 		if err != nil {
 			return nil, err
 		}
+		t.Carrier = carrier
 		l.Tun = t
 	}
 	if portKind == "bridge" {
@@ -280,6 +314,14 @@ func parseTun(b []byte) (*Tun, error) {
 			t.Persist = v[0] != 0
 		case nl.IFLA_TUN_VNET_HDR:
 			t.VnetHdr = v[0] != 0
+		case nl.IFLA_TUN_NUM_QUEUES:
+			if len(v) >= 4 {
+				t.Queues = int(binary.NativeEndian.Uint32(v))
+			}
+		case nl.IFLA_TUN_NUM_DISABLED_QUEUES:
+			if len(v) >= 4 {
+				t.DisabledQueues = int(binary.NativeEndian.Uint32(v))
+			}
 		}
 	}
 	return t, nil

@@ -98,6 +98,7 @@ func fromNetlink(l netlink.Link, want *link.Link) *link.Link {
 		MAC:         a.HardwareAddr,
 		Flags:       a.RawFlags,
 		MasterIndex: a.MasterIndex,
+		Alias:       a.Alias,
 	}
 	if len(got.MAC) == 0 {
 		got.MAC = nil
@@ -108,12 +109,14 @@ func fromNetlink(l netlink.Link, want *link.Link) *link.Link {
 	if t, ok := l.(*netlink.Tuntap); ok {
 		got.Kind = "tun" // netlink's Type() says "tuntap"
 		got.Tun = &link.Tun{
-			Tap:        t.Mode == netlink.TUNTAP_MODE_TAP,
-			Owner:      int64(t.Owner),
-			Group:      int64(t.Group),
-			MultiQueue: t.Flags&netlink.TUNTAP_MULTI_QUEUE != 0,
-			Persist:    !t.NonPersist,
-			VnetHdr:    t.Flags&netlink.TUNTAP_VNET_HDR != 0,
+			Tap:            t.Mode == netlink.TUNTAP_MODE_TAP,
+			Owner:          int64(t.Owner),
+			Group:          int64(t.Group),
+			MultiQueue:     t.Flags&netlink.TUNTAP_MULTI_QUEUE != 0,
+			Persist:        !t.NonPersist,
+			VnetHdr:        t.Flags&netlink.TUNTAP_VNET_HDR != 0,
+			Queues:         t.Queues,
+			DisabledQueues: t.DisabledQueues,
 		}
 		if want != nil && want.Tun != nil {
 			if t.Owner == 0 && want.Tun.Owner == -1 {
@@ -122,6 +125,8 @@ func fromNetlink(l netlink.Link, want *link.Link) *link.Link {
 			if t.Group == 0 && want.Tun.Group == -1 {
 				got.Tun.Group = -1
 			}
+			// netlink does not read IFLA_CARRIER.
+			got.Tun.Carrier = want.Tun.Carrier
 		}
 	}
 	return got
@@ -174,9 +179,9 @@ func TestByNameMatchesNetlink(t *testing.T) {
 		{"br0", "bridge", nil},
 		{"veth0", "veth", nil},
 		{"veth1", "veth", nil},
-		{"tap0", "tun", &link.Tun{Tap: true, Owner: -1, Group: -1, Persist: true}},
-		{"tap1", "tun", &link.Tun{Tap: true, Owner: 1000, Group: 1001, MultiQueue: true, VnetHdr: true}},
-		{"tun0", "tun", &link.Tun{Owner: 0, Group: -1, Persist: true}},
+		{"tap0", "tun", &link.Tun{Tap: true, Owner: -1, Group: -1, Persist: true, Carrier: true}},
+		{"tap1", "tun", &link.Tun{Tap: true, Owner: 1000, Group: 1001, MultiQueue: true, VnetHdr: true, Queues: 1, Carrier: true}},
+		{"tun0", "tun", &link.Tun{Owner: 0, Group: -1, Persist: true, Carrier: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -66,7 +66,9 @@ func opOf(a bridge.Action) Op {
 // A Change is one step of a Plan: what it does, and how to make, check
 // and undo it on the plan's tap.
 type Change struct {
-	Op   Op
+	Op Op
+	// step makes the change: a bridge's step, or one of the tap's own
+	// (whose Action says nothing: Op does).
 	step bridge.Step
 }
 

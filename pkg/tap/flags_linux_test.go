@@ -108,18 +108,22 @@ func TestPortFlagsUndone(t *testing.T) {
 	}
 }
 
-// TestVLANOnLinuxBridge: a VLAN on a Linux bridge is refused before
-// anything changes (vlan_filtering is not implemented).
-func TestVLANOnLinuxBridge(t *testing.T) {
+// TestRefusedSetting: a setting the bridge's kind refuses (here a VLAN,
+// on a kernel bridge) stops the plan before anything changes.
+func TestRefusedSetting(t *testing.T) {
 	ns := nstest.New(t)
 	ns.AddBridge(t, "virbr0", 0)
 	ns.AddTap(t, "tap0")
+	before := ns.Snapshot(t, "tap0")
 	p := seedPort
 	p.VLAN = 10
 	_, err := PlanUp(ns.Conn, "tap0", p)
 	var se *bridge.SettingError
-	if err == nil || !strings.Contains(err.Error(), "access VLAN 10 needs an Open vSwitch bridge and virbr0 is a Linux bridge") || !errors.As(err, &se) {
-		t.Errorf("PlanUp with VLAN=10 on a Linux bridge: %v", err)
+	if !errors.As(err, &se) || se.Setting != bridge.SettingVLAN || !strings.HasPrefix(err.Error(), "tap0: access VLAN 10 needs ") {
+		t.Errorf("PlanUp with VLAN 10 = %v, want the bridge's refusal", err)
+	}
+	if after := ns.Snapshot(t, "tap0"); after != before {
+		t.Errorf("tap0 changed: %+v -> %+v", before, after)
 	}
 }
 

@@ -313,3 +313,26 @@ func checkQueues(t *testing.T, ns *nstest.NS, tapName string, queues int) {
 		t.Errorf("%s: %d queues enabled and %d disabled, want %d in all", tapName, tt.Queues, tt.DisabledQueues, queues)
 	}
 }
+
+// pingsOnBridge checks the end of a guest on one tap: the tap is a port of
+// br, the host pings the guest, the guest passes and reports its own pings
+// of the host. It returns the tap.
+func pingsOnBridge(t *testing.T, ns *nstest.NS, v *vm, br string) string {
+	t.Helper()
+	tap := onlyTap(t, ns)
+	checkPort(t, ns, tap, br)
+	hostPing(t, ns, guestAddr, pings)
+	v.passed(t)
+	if !hasReport(v.console.Reports(), "ping "+hostAddr+" ok") {
+		t.Errorf("guest did not ping %s: %q", hostAddr, v.console.Reports())
+	}
+	return tap
+}
+
+// noTapsLeft checks that no tap outlived QEMU in ns.
+func noTapsLeft(t *testing.T, ns *nstest.NS) {
+	t.Helper()
+	if left := ns.Taps(t); len(left) != 0 {
+		t.Errorf("taps left after QEMU ended: %q", left)
+	}
+}

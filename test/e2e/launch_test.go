@@ -58,18 +58,7 @@ func TestLaunchSeedCommand(t *testing.T) {
 	dir := t.TempDir()
 
 	c0, c1 := twoCPUs(t)
-	cpus := strconv.Itoa(c0)
-	if c1 != c0 {
-		cpus += "," + strconv.Itoa(c1)
-	}
-	args := []string{launch, "--cpus", cpus, "--",
-		qemuBinary, "-accel", "tcg", "-m", "256", "-realtime", "mlock=on", "-smp", "2",
-		"-name", "rt,process=rt-kvm", "-no-reboot", "-nographic",
-		"-append", guest.Config{Answer: pings}.Append(),
-		"-vcpu", fmt.Sprintf("0,affinity=%#x,prio=0", 1<<c0),
-		"-vcpu", fmt.Sprintf("1,affinity=%#x,prio=80", 1<<c1),
-		"-kernel", g.Kernel, "-initrd", g.Initrd,
-		"-device", "e1000,netdev=vm0", "-netdev", "tap,id=vm0"}
+	args := append([]string{launch}, seedCommand(g, c0, c1, "on")...)
 	v := startVM(t, ns, helperEnv(dir), args...)
 	v.ready(t)
 
@@ -117,4 +106,23 @@ func TestLaunchNoBridge(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(dir, "run", "*", "*")); len(left) != 0 {
 		t.Errorf("records left behind: %q", left)
 	}
+}
+
+// seedCommand is the seed's real-time command fitted to CPUs c0 and c1
+// for qemu-launch: --cpus, then QEMU under TCG with -realtime
+// mlock=mlock, vCPU 0 on c0 and vCPU 1 at SCHED_FIFO 80 on c1, and one
+// tap netdev without script=.
+func seedCommand(g guest.Files, c0, c1 int, mlock string) []string {
+	cpus := strconv.Itoa(c0)
+	if c1 != c0 {
+		cpus += "," + strconv.Itoa(c1)
+	}
+	return []string{"--cpus", cpus, "--",
+		qemuBinary, "-accel", "tcg", "-m", "256", "-realtime", "mlock=" + mlock, "-smp", "2",
+		"-name", "rt,process=rt-kvm", "-no-reboot", "-nographic",
+		"-append", guest.Config{Answer: pings}.Append(),
+		"-vcpu", fmt.Sprintf("0,affinity=%#x,prio=0", 1<<c0),
+		"-vcpu", fmt.Sprintf("1,affinity=%#x,prio=80", 1<<c1),
+		"-kernel", g.Kernel, "-initrd", g.Initrd,
+		"-device", "e1000,netdev=vm0", "-netdev", "tap,id=vm0"}
 }

@@ -226,7 +226,7 @@ func TestLaunchIOThreadFromVMFile(t *testing.T) {
 	nstest.RequireTool(t, qemuBinary, "qemu-system-x86")
 	ns := nstest.New(t)
 	emu, vc := splitCPUs(t)
-	conf := filepath.Join(t.TempDir(), "io.conf")
+	conf := filepath.Join(nstest.TrustedDir(t), "io.conf")
 	vmFile := fmt.Sprintf(`[VM]
 Accel=tcg
 Memory=64M

@@ -35,14 +35,7 @@ func TestSeedProcedure(t *testing.T) {
 			v := startVM(t, ns, helperEnv(t.TempDir()), args...)
 			v.ready(t)
 
-			tap := onlyTap(t, ns)
-			checkPort(t, ns, tap, "virbr0")
-			hostPing(t, ns, guestAddr, pings)
-			v.passed(t)
-
-			if !hasReport(v.console.Reports(), "ping "+hostAddr+" ok") {
-				t.Errorf("guest did not ping %s: %q", hostAddr, v.console.Reports())
-			}
+			tap := pingsOnBridge(t, ns, v, "virbr0")
 			if p := ports(t, ns, "virbr0"); len(p) != 0 {
 				t.Errorf("ports left on virbr0 after the guest stopped: %q", p)
 			}

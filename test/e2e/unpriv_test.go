@@ -95,17 +95,9 @@ func TestUnprivilegedBridgeHelper(t *testing.T) {
 					t.Errorf("QEMU's %s = %s, want none", set, c)
 				}
 			}
-			tap := onlyTap(t, ns)
-			checkPort(t, ns, tap, "virbr0")
-			hostPing(t, ns, guestAddr, pings)
-			v.passed(t)
-			if !hasReport(v.console.Reports(), "ping "+hostAddr+" ok") {
-				t.Errorf("guest did not ping %s: %q", hostAddr, v.console.Reports())
-			}
+			pingsOnBridge(t, ns, v, "virbr0")
 			// The tap died with QEMU's descriptor.
-			if left := ns.Taps(t); len(left) != 0 {
-				t.Errorf("taps left after QEMU ended: %q", left)
-			}
+			noTapsLeft(t, ns)
 		})
 	}
 }
@@ -175,18 +167,7 @@ func launchSeedAsUser(t *testing.T, mlock string) {
 	user := nstest.Nobody(t)
 
 	c0, c1 := twoCPUs(t)
-	cpus := strconv.Itoa(c0)
-	if c1 != c0 {
-		cpus += "," + strconv.Itoa(c1)
-	}
-	args := []string{launch, "--user", "nobody", "--cpus", cpus, "--",
-		qemuBinary, "-accel", "tcg", "-m", "256", "-realtime", "mlock=" + mlock, "-smp", "2",
-		"-name", "rt,process=rt-kvm", "-no-reboot", "-nographic",
-		"-append", guest.Config{Answer: pings}.Append(),
-		"-vcpu", fmt.Sprintf("0,affinity=%#x,prio=0", 1<<c0),
-		"-vcpu", fmt.Sprintf("1,affinity=%#x,prio=80", 1<<c1),
-		"-kernel", g.Kernel, "-initrd", g.Initrd,
-		"-device", "e1000,netdev=vm0", "-netdev", "tap,id=vm0"}
+	args := append([]string{launch, "--user", "nobody"}, seedCommand(g, c0, c1, mlock)...)
 	lock := mlock == "on"
 	if lock && !canRaiseMemLock(t) {
 		v := startVM(t, ns, helperEnv(dir), args...)
@@ -251,16 +232,8 @@ func launchSeedAsUser(t *testing.T, mlock string) {
 		t.Errorf("threads of QEMU on CPU %d alone: %v, want vCPU 0 under SCHED_OTHER", c0, onC0)
 	}
 
-	tap := onlyTap(t, ns)
-	checkPort(t, ns, tap, "virbr0")
-	hostPing(t, ns, guestAddr, pings)
-	v.passed(t)
-	if !hasReport(v.console.Reports(), "ping "+hostAddr+" ok") {
-		t.Errorf("guest did not ping %s: %q", hostAddr, v.console.Reports())
-	}
-	if left := ns.Taps(t); len(left) != 0 {
-		t.Errorf("taps left after QEMU ended: %q", left)
-	}
+	tap := pingsOnBridge(t, ns, v, "virbr0")
+	noTapsLeft(t, ns)
 	if left, _ := filepath.Glob(filepath.Join(dir, "run", "*", "*")); len(left) != 0 {
 		t.Errorf("records left behind: %q", left)
 	}
@@ -292,7 +265,5 @@ func TestLaunchMultiqueueAsUser(t *testing.T) {
 	}
 	hostPing(t, ns, guestAddr, pings)
 	v.passed(t)
-	if left := ns.Taps(t); len(left) != 0 {
-		t.Errorf("taps left after QEMU ended: %q", left)
-	}
+	noTapsLeft(t, ns)
 }

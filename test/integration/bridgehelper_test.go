@@ -68,7 +68,8 @@ func TestBridgeHelperUnprivileged(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
-			want: "ACL: " + acl + ": not owned by root, so not trusted"},
+			want: "ACL: " + acl + ": not trusted: owned by uid 65534 (nobody) with mode 0644; root trusts a file only if root owns it " +
+				"and every directory on its path and no one else may write them (fix: chown root:root " + acl + ")"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -113,23 +114,13 @@ func TestBridgeHelperUnprivileged(t *testing.T) {
 			if code != 0 || errb.Len() != 0 {
 				t.Fatalf("exit %d, stderr %q; want 0 and nothing", code, errb.String())
 			}
-			buf := make([]byte, 4)
-			oob := make([]byte, unix.CmsgSpace(4))
-			n, oobn, _, _, err := unix.Recvmsg(int(ours.Fd()), buf, oob, unix.MSG_DONTWAIT)
-			if err != nil || n != 1 {
-				t.Fatalf("recvmsg: %d bytes, %v; want 1", n, err)
+			fd, payload := nstest.RecvFD(t, int(ours.Fd()))
+			if len(payload) != 1 {
+				t.Fatalf("payload %q, want one byte", payload)
 			}
-			msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-			if err != nil || len(msgs) != 1 {
-				t.Fatalf("control messages %v: %v", msgs, err)
-			}
-			fds, err := unix.ParseUnixRights(&msgs[0])
-			if err != nil || len(fds) != 1 {
-				t.Fatalf("rights %v: %v", fds, err)
-			}
-			tapFile := os.NewFile(uintptr(fds[0]), "tap")
+			tapFile := os.NewFile(uintptr(fd), "tap")
 			ifr, _ := unix.NewIfreq("")
-			if err := unix.IoctlIfreq(fds[0], unix.TUNGETIFF, ifr); err != nil {
+			if err := unix.IoctlIfreq(fd, unix.TUNGETIFF, ifr); err != nil {
 				t.Fatalf("TUNGETIFF: %v", err)
 			}
 			p := (&env{t: t, ns: ns}).port(ifr.Name())

@@ -2,12 +2,16 @@ package integration
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -210,5 +214,94 @@ func TestCapabilityHelperSquattedLock(t *testing.T) {
 				t.Errorf("tap0's bridge %q, want virbr0", m)
 			}
 		})
+	}
+}
+
+// TestCapabilityHelperFullBacklogSquatter: a squatter that listens on the
+// abstract lock name with a queue it keeps full, never accepting, must
+// cost the caller's qemu-ifup at most the lock's wait, not hang it (and
+// QEMU with it): it goes on with a warning.
+func TestCapabilityHelperFullBacklogSquatter(t *testing.T) {
+	nstest.RequireRoot(t)
+	dir := nstest.PublicDir(t)
+	acl := filepath.Join(dir, "bridge.conf")
+	if err := os.WriteFile(acl, []byte("allow virbr0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ifup := nstest.BuildWithACL(t, dir, acl, "qemu-ifup")
+	nstest.SetCap(t, ifup, "cap_net_admin+ep")
+	user := nstest.Nobody(t)
+	ns := nstest.New(t)
+	ns.AddBridge(t, "virbr0", 0)
+	if err := ns.Do(func() error { return addOwnedTap("tap0", user.Uid, noOwner) }); err != nil {
+		t.Fatal(err)
+	}
+	// The squatter, another user: backlog 0 takes one connection, which
+	// it never accepts; then the queue is full.
+	var fds []int
+	t.Cleanup(func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	})
+	err := ns.Do(func() error {
+		if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, 4242, 4242, 4242); e != 0 {
+			return e
+		}
+		addr := &unix.SockaddrUnix{Name: "@qemu-tap-helpers/tap0"}
+		l, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		fds = append(fds, l)
+		if err := unix.Bind(l, addr); err != nil {
+			return err
+		}
+		if err := unix.Listen(l, 0); err != nil {
+			return err
+		}
+		for {
+			c, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+			if err != nil {
+				return err
+			}
+			fds = append(fds, c)
+			err = unix.Connect(c, addr)
+			if errors.Is(err, unix.EAGAIN) {
+				return nil // full
+			}
+			if err != nil || len(fds) > 16 {
+				return fmt.Errorf("filling the squatter's queue: %v after %d connections", err, len(fds)-1)
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Generous against a loaded machine, yet a hang fails the test rather
+	// than the suite's timeout.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, ifup, "tap0")
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: user}
+	err = ns.Run(cmd)
+	if ctx.Err() != nil {
+		t.Fatalf("qemu-ifup hangs on a squatter whose queue is full (killed; stderr %q)", errb.String())
+	}
+	code, err := nstest.ExitStatus(err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %q; want 0", code, errb.String())
+	}
+	if want := "qemu-ifup: tap0: warning: lock @qemu-tap-helpers/tap0 held by a socket whose queue stayed full"; !strings.Contains(errb.String(), want) {
+		t.Errorf("stderr %q lacks %q", errb.String(), want)
+	}
+	if m := (&env{t: t, ns: ns}).port("tap0").Master; m != "virbr0" {
+		t.Errorf("tap0's bridge %q, want virbr0", m)
 	}
 }

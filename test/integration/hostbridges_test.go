@@ -219,10 +219,7 @@ func TestPortFlags(t *testing.T) {
 	e.ns.AddBridge(t, "virbr0", 0)
 	e.ns.AddTap(t, "tap0")
 	e.writeConfig("[Interface]\nName=tap0\nIsolated=yes\nLearning=no\nUnicastFlood=no\n")
-	os.MkdirAll(e.ns.RunDir(t, e.runDir), 0o700)
-	if err := os.WriteFile(filepath.Join(e.ns.RunDir(t, e.runDir), "tap0.conf"), []byte("[Interface]\nGuestMAC=52:54:00:12:34:56\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	e.ns.PlantRecord(t, e.runDir, "tap0", "[Interface]\nGuestMAC=52:54:00:12:34:56\n")
 	r := e.run("qemu-ifup", "tap0")
 	l := lines(r.stderr)
 	tail := []string{

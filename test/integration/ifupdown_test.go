@@ -262,10 +262,7 @@ func TestBridgeChoice(t *testing.T) {
 				e.writeConfig(tt.config)
 			}
 			if tt.record != "" {
-				os.MkdirAll(e.ns.RunDir(t, e.runDir), 0o700)
-				if err := os.WriteFile(filepath.Join(e.ns.RunDir(t, e.runDir), tt.tap+".conf"), []byte(tt.record), 0o600); err != nil {
-					t.Fatal(err)
-				}
+				e.ns.PlantRecord(t, e.runDir, tt.tap, tt.record)
 			}
 			e.ns.AddTap(t, tt.tap)
 			e.vars = tt.vars

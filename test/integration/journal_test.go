@@ -1,11 +1,19 @@
 package integration
 
 import (
+	"fmt"
 	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/nstest"
 )
 
 const journalSocket = "/run/systemd/journal/socket"
@@ -76,4 +84,144 @@ func TestJournal(t *testing.T) {
 		last["QEMU_TAP"] != "jrnl9" {
 		t.Errorf("error entry = %v", last)
 	}
+}
+
+// TestSecureRefusalReachesJournal runs the helpers with a capability, as
+// a user, with JOURNAL_STREAM naming their own stderr: under AT_SECURE the
+// environment is the caller's and must change nothing, so a refusal goes
+// both to the journal, where the administrator reads it, and to stderr.
+// The journal is a socket the test listens on, in a mount namespace of
+// the helper's own (so journald's socket, and other tests', stay apart).
+func TestSecureRefusalReachesJournal(t *testing.T) {
+	nstest.RequireRoot(t)
+	dir := nstest.PublicDir(t)
+	acl := filepath.Join(dir, "bridge.conf")
+	if err := os.WriteFile(acl, []byte("allow br1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	user := nstest.Nobody(t)
+	progs := map[string]string{}
+	for _, p := range []string{"qemu-bridge-helper", "qemu-ifup"} {
+		progs[p] = nstest.BuildWithACL(t, dir, acl, p)
+		nstest.SetCap(t, progs[p], "cap_net_admin+ep")
+	}
+	for _, tt := range []struct {
+		name, prog string
+		args       []string
+		tap        string // the tap to create, 4242's
+		want       string // the refusal, after "PROG: "
+	}{
+		{"bridge not allowed", "qemu-bridge-helper", []string{"--fd=3", "--br=virbr0"}, "tap0",
+			`bridge virbr0 not allowed by ` + acl + ` (add the line "allow virbr0" to allow it)`},
+		{"bad bridge name", "qemu-bridge-helper", []string{"--fd=3", "--br=virbr0virbr0virb"}, "tap0",
+			`--br: invalid interface name "virbr0virbr0virb": 16 bytes, longer than 15`},
+		{"another user's tap", "qemu-ifup", []string{"tap0"}, "tap0",
+			"tap0: not the caller's tap (owner uid 4242; caller uid 65534): run with a capability, qemu-ifup and qemu-ifdown touch only taps whose owner or group is the caller's"},
+		{"a tap named like an option", "qemu-ifup", []string{"--help"}, "--help",
+			`invalid interface name "--help": starts with '-' (reads as an option)`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			prog := progs[tt.prog]
+			ns := nstest.New(t)
+			ns.AddBridge(t, "virbr0", 0)
+			if err := ns.Do(func() error { return addOwnedTap(tt.tap, 4242, noOwner) }); err != nil {
+				t.Fatal(err)
+			}
+			stderr, err := os.CreateTemp(t.TempDir(), "stderr")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stderr.Close()
+			var st unix.Stat_t
+			if err := unix.Fstat(int(stderr.Fd()), &st); err != nil {
+				t.Fatal(err)
+			}
+			sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ours, theirs := os.NewFile(uintptr(sp[0]), "ours"), os.NewFile(uintptr(sp[1]), "theirs")
+			defer ours.Close()
+			defer theirs.Close()
+			cmd := exec.Command(prog, tt.args...)
+			cmd.Env = []string{fmt.Sprintf("JOURNAL_STREAM=%d:%d", st.Dev, st.Ino)}
+			cmd.Stderr = stderr
+			cmd.ExtraFiles = []*os.File{theirs}
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: user}
+			var jfd int
+			err = ns.Do(func() error {
+				var err error
+				jfd, err = fakeJournal()
+				if err != nil {
+					return err
+				}
+				return cmd.Start()
+			})
+			if jfd > 0 {
+				defer unix.Close(jfd)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			code, err := nstest.ExitStatus(cmd.Wait())
+			if err != nil || code != 1 {
+				t.Fatalf("exit %d, %v; want 1", code, err)
+			}
+			line := tt.prog + ": " + tt.want
+			if got, _ := os.ReadFile(stderr.Name()); !strings.Contains(string(got), line) {
+				t.Errorf("stderr %q lacks %q", got, line)
+			}
+			var msgs []string
+			buf := make([]byte, 64<<10)
+			for {
+				n, _, err := unix.Recvfrom(jfd, buf, unix.MSG_DONTWAIT)
+				if err != nil {
+					break
+				}
+				for _, l := range strings.Split(string(buf[:n]), "\n") {
+					if m, ok := strings.CutPrefix(l, "MESSAGE="); ok {
+						msgs = append(msgs, m)
+					}
+				}
+			}
+			found := false
+			for _, m := range msgs {
+				found = found || strings.HasPrefix(m, line)
+			}
+			if !found {
+				t.Errorf("journal got %q, not the refusal %q", msgs, line)
+			}
+		})
+	}
+}
+
+// fakeJournal, on a thread of its own, gives that thread (and the
+// processes it starts) a mount namespace with a tmpfs on /run, and listens
+// there on journald's socket.
+func fakeJournal() (int, error) {
+	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+		return -1, fmt.Errorf("unshare the mount namespace: %w", err)
+	}
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return -1, fmt.Errorf("make / private: %w", err)
+	}
+	if err := unix.Mount("tmpfs", "/run", "tmpfs", 0, "mode=755"); err != nil {
+		return -1, fmt.Errorf("mount a tmpfs on /run: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(journalSocket), 0o755); err != nil {
+		return -1, err
+	}
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: journalSocket}); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	if err := os.Chmod(journalSocket, 0o666); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
 }

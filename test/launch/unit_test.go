@@ -56,7 +56,7 @@ func TestUnitVerifies(t *testing.T) {
 // shows it rewritten for this QEMU.
 func TestExampleDryRun(t *testing.T) {
 	requireQEMU(t)
-	dir := t.TempDir()
+	dir := nstest.TrustedDir(t)
 	// The example names CPUs 2 and 3; fit it to CPUs 0 and 1.
 	data, err := os.ReadFile("../../packaging/examples/vm.conf")
 	if err != nil {

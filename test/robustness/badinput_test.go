@@ -165,9 +165,7 @@ func TestBadEnvironmentAndRecord(t *testing.T) {
 	ns.AddTap(t, "tap0")
 	before := snapAll(t, ns, "tap0", "br0")
 	rundir := t.TempDir()
-	must(t, os.Mkdir(ns.RunDir(t, rundir), 0o700))
-	record := filepath.Join(ns.RunDir(t, rundir), "tap0.conf")
-	must(t, os.WriteFile(record, []byte("[Interface]\nMTU=1\n"), 0o600))
+	record := ns.PlantRecord(t, rundir, "tap0", "[Interface]\nMTU=1\n")
 	tests := []struct {
 		name string
 		env  []string
@@ -197,12 +195,9 @@ func TestBadLaunchInput(t *testing.T) {
 	ns.AddBridge(t, "br0", 0)
 	ns.AddTap(t, "tap0")
 	before := snapAll(t, ns, "tap0", "br0")
-	dir := t.TempDir()
-	marker := filepath.Join(dir, "qemu-ran")
-	qemu := filepath.Join(dir, "qemu")
-	must(t, os.WriteFile(qemu, []byte("#!/bin/sh\ntouch "+marker+"\n"), 0o755))
+	qemu, marker := fakeQEMU(t)
 	vmfile := func(body string) string {
-		p := filepath.Join(t.TempDir(), "vm.conf")
+		p := filepath.Join(nstest.TrustedDir(t), "vm.conf")
 		must(t, os.WriteFile(p, []byte(body), 0o644))
 		return p
 	}
@@ -230,7 +225,7 @@ func TestBadLaunchInput(t *testing.T) {
 		{"VM file key before section", []string{"--config", vmfile("Name=x\n")}, 1, "Name= before any [section]", true},
 		{"VM file binary", []string{"--config", vmfile("\x7fELF\x02\x01")}, 1, "expected KEY=VALUE", true},
 		{"VM file bad number", []string{"--config", vmfile("[VM]\nQEMU=" + qemu + "\nVCPUs=lots\n")}, 1, `VCPUs: "lots"`, true},
-		{"VM file missing", []string{"--config", filepath.Join(dir, "none.conf")}, 1, "none.conf", false},
+		{"VM file missing", []string{"--config", filepath.Join(nstest.TrustedDir(t), "none.conf")}, 1, "none.conf", false},
 	}
 	rundir := t.TempDir()
 	e := append(env(t), "QEMU_TAP_HELPERS_RUNDIR="+rundir)
@@ -270,4 +265,16 @@ func TestBadLaunchInput(t *testing.T) {
 
 func printableLine(s string) bool {
 	return utf8.ValidString(s) && strings.IndexFunc(s, unicode.IsControl) < 0
+}
+
+// fakeQEMU writes a QEMU that only leaves a marker file, to tell whether
+// the launcher started it, in a directory only root may write: root's
+// launcher runs nothing else.
+func fakeQEMU(t *testing.T) (qemu, marker string) {
+	t.Helper()
+	dir := nstest.TrustedDir(t)
+	marker = filepath.Join(dir, "qemu-ran")
+	qemu = filepath.Join(dir, "qemu")
+	must(t, os.WriteFile(qemu, []byte("#!/bin/sh\ntouch "+marker+"\n"), 0o755))
+	return qemu, marker
 }

@@ -71,6 +71,17 @@ func state(t testing.TB, ns *nstest.NS, name string, br nstest.Port) string {
 	return fmt.Sprintf("half-configured %+v", s)
 }
 
+// endState counts tap0's state in seen once a and b, two helpers run at
+// once, are done: a port or detached, never half-configured.
+func endState(t testing.TB, ns *nstest.NS, br nstest.Port, seen map[string]int, what string, a, b *started) {
+	t.Helper()
+	st := state(t, ns, "tap0", br)
+	seen[st]++
+	if st != "port" && st != "detached" {
+		t.Errorf("%s: tap0 %s\n%s: %s%s: %s", what, st, a.prog, &a.stderr, b.prog, &b.stderr)
+	}
+}
+
 // replaceTap makes a fresh, down tap called name, as a new QEMU would.
 func replaceTap(t testing.TB, ns *nstest.NS, name string) {
 	t.Helper()
@@ -93,11 +104,7 @@ func TestRaceIfupIfdown(t *testing.T) {
 		down := start(t, ns, e, "qemu-ifdown", "tap0")
 		up.wait(t)
 		down.wait(t)
-		st := state(t, ns, "tap0", br)
-		seen[st]++
-		if st != "port" && st != "detached" {
-			t.Errorf("after ifup and ifdown at once: tap0 %s\nifup: %sifdown: %s", st, &up.stderr, &down.stderr)
-		}
+		endState(t, ns, br, seen, "after ifup and ifdown at once", up, down)
 	}
 	t.Logf("end states: %v", seen)
 }
@@ -147,11 +154,7 @@ func TestRaceNameReused(t *testing.T) {
 		down.wait(t)
 		wg.Wait()
 		up.wait(t)
-		st := state(t, ns, "tap0", br)
-		seen[st]++
-		if st != "port" && st != "detached" {
-			t.Errorf("name reused: tap0 %s\nifdown: %sifup: %s", st, &down.stderr, &up.stderr)
-		}
+		endState(t, ns, br, seen, "name reused", down, up)
 	}
 	t.Logf("end states: %v", seen)
 }

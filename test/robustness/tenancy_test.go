@@ -257,7 +257,7 @@ func TestStaleRecordAfterSIGKILL(t *testing.T) {
 	}
 }
 
-// A record that no longer parses makes qemu-ifdown warn, and it still
+// A record that does not parse makes qemu-ifdown warn, and it still
 // detaches the tap and removes the record.
 func TestBrokenRecordAtIfdown(t *testing.T) {
 	ns := nstest.New(t)
@@ -320,12 +320,9 @@ func TestNamesCannotInject(t *testing.T) {
 		}
 	}
 
-	dir := t.TempDir()
-	marker := filepath.Join(dir, "qemu-ran")
-	qemu := filepath.Join(dir, "qemu")
-	must(t, os.WriteFile(qemu, []byte("#!/bin/sh\ntouch "+marker+"\n"), 0o755))
+	qemu, marker := fakeQEMU(t)
 	vmfile := func(body string) string {
-		p := filepath.Join(t.TempDir(), "vm.conf")
+		p := filepath.Join(nstest.TrustedDir(t), "vm.conf")
 		must(t, os.WriteFile(p, []byte("[VM]\nQEMU="+qemu+"\n"+body), 0o644))
 		return p
 	}
@@ -371,7 +368,7 @@ func TestNamesCannotInject(t *testing.T) {
 // A VM file that is a FIFO, or too large, is an error, not a hang.
 func TestVMFileNotRegular(t *testing.T) {
 	ns := nstest.New(t)
-	dir := t.TempDir()
+	dir := nstest.TrustedDir(t)
 	fifo := filepath.Join(dir, "vm.conf")
 	must(t, unix.Mkfifo(fifo, 0o644))
 	big := filepath.Join(dir, "big.conf")

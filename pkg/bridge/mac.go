@@ -1,0 +1,87 @@
+package bridge
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
+)
+
+// A Linux bridge whose MAC nobody set takes the lowest MAC of its ports,
+// again whenever a port joins, leaves or changes its MAC, and whoever
+// holds a tap's descriptor may set any MAC on it (SIOCSIFHWADDR): a VM
+// could so give the bridge, and the host's address on it, the MAC of its
+// choice. Once its MAC is set explicitly (addr_assign_type
+// NET_ADDR_SET), a bridge keeps it. Before a port joins, pinMAC sets the
+// bridge's MAC to what it is, unless it was set already.
+//
+// Setting a MAC makes the kernel flush the bridge's neighbour entries,
+// static ones too: it is done only where the MAC may still be the
+// kernel's choice.
+
+// netAddrSet is NET_ADDR_SET in addr_assign_type (<linux/netdevice.h>).
+const netAddrSet = 3
+
+// pinMAC sets b's MAC explicitly to its current value, unless it was set
+// explicitly already.
+func (b *Linux) pinMAC(c *link.Conn) error {
+	br, err := c.ByIndex(b.index)
+	if err != nil {
+		return err
+	}
+	if br.MAC == nil {
+		return nil
+	}
+	set, err := macSet(c, br)
+	if err != nil || set {
+		return err
+	}
+	return c.SetMAC(br, br.MAC)
+}
+
+// macSet reports whether the bridge br's MAC was set explicitly. Netlink
+// does not say: sysfs does, when it shows this network namespace's
+// interfaces (it shows those of the namespace that mounted it); failing
+// that, a MAC other than the lowest of the bridge's ports cannot be the
+// kernel's choice. A bridge with no port, or with the MAC of its lowest
+// port, counts as not set.
+func macSet(c *link.Conn, br *link.Link) (bool, error) {
+	if typ, ok := sysfsAssignType(br); ok {
+		return typ == netAddrSet, nil
+	}
+	ports, err := c.List(link.Filter{MasterIndex: br.Index})
+	if err != nil {
+		return false, fmt.Errorf("list ports: %w", err)
+	}
+	var lowest net.HardwareAddr
+	for _, p := range ports {
+		if p.MAC != nil && (lowest == nil || bytes.Compare(p.MAC, lowest) < 0) {
+			lowest = p.MAC
+		}
+	}
+	return lowest != nil && !bytes.Equal(lowest, br.MAC), nil
+}
+
+// sysfsAssignType reads br's addr_assign_type from sysfs, if the
+// interface sysfs shows under its name has its index and MAC: sysfs is
+// then this namespace's.
+func sysfsAssignType(br *link.Link) (int, bool) {
+	dir := filepath.Join("/sys/class/net", br.Name)
+	read := func(name string) (string, bool) {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		return strings.TrimSpace(string(b)), err == nil
+	}
+	idx, ok1 := read("ifindex")
+	mac, ok2 := read("address")
+	typ, ok3 := read("addr_assign_type")
+	if !ok1 || !ok2 || !ok3 || idx != strconv.Itoa(br.Index) || mac != br.MAC.String() {
+		return 0, false
+	}
+	n, err := strconv.Atoi(typ)
+	return n, err == nil
+}
