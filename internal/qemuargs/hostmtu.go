@@ -41,7 +41,7 @@ func HostMTU(args []string, mtus map[string]int) (out []string, warnings []strin
 			told[id] = true
 			driver, _ := o.get("driver")
 			if !strings.HasPrefix(driver, "virtio-net") {
-				warnings = append(warnings, fmt.Sprintf("netdev %s: tap MTU %d, but a %s NIC cannot be told it: set the guest's MTU to %d (DHCP's MTU option, or in the guest)", id, mtu, driver, mtu))
+				warnings = append(warnings, fmt.Sprintf("netdev %s: tap MTU %d, but NIC model %s cannot be told it: set the guest's MTU to %d (DHCP's MTU option, or in the guest)", id, mtu, driver, mtu))
 				continue
 			}
 			if _, has := o.get("host_mtu"); !has {
