@@ -28,7 +28,7 @@ type ovnGuest struct {
 	lsp  string
 	uuid string
 	name string
-	dir  string // the test's config and run directory on hv
+	dir  string // the VM file, config and run directory: root's alone, as qemu-launch trusts only such a VM file
 }
 
 // ovnLab starts the lab with two hypervisors, the logical switch with a
@@ -38,9 +38,9 @@ func ovnLab(t *testing.T, encap string) (*nstest.OVNLab, *ovnGuest, *ovnGuest) {
 	t.Helper()
 	lab := nstest.NewOVNLab(t, encap)
 	a := &ovnGuest{peer: peerA, hv: lab.AddHypervisor(t, "hv1"), lsp: "vm-a", name: "guest-a",
-		uuid: "8f3c4a55-0000-4000-8000-00000000000a", dir: t.TempDir()}
+		uuid: "8f3c4a55-0000-4000-8000-00000000000a", dir: nstest.TrustedDir(t)}
 	b := &ovnGuest{peer: peerB, hv: lab.AddHypervisor(t, "hv2"), lsp: "vm-b", name: "guest-b",
-		uuid: "8f3c4a55-0000-4000-8000-00000000000b", dir: t.TempDir()}
+		uuid: "8f3c4a55-0000-4000-8000-00000000000b", dir: nstest.TrustedDir(t)}
 	lab.Meshed(t)
 	lab.Nbctl(t, "ls-add", "ls0")
 	for _, g := range []*ovnGuest{a, b} {
