@@ -201,12 +201,13 @@ func TestOVNWithoutMTURule(t *testing.T) {
 	nstest.RequireOVN(t)
 	_, gf := setup(t)
 	_, a, b := ovnLab(t, "geneve")
-	// B answers A's pings of 84 and 1442 bytes, and pings A while it is
-	// up.
-	vb := b.launch(t, gf, guest.Config{Gateway: "none", Ping: []string{a.addr}, Reach: true, Answer: 2 * pings, Timeout: bootTimeout}, "MTU=1500")
+	// B answers A's pings of 84, 1442 and 1443 bytes (each series after
+	// one of 84 bytes that A waits for), and pings A while it is up.
+	vb := b.launch(t, gf, guest.Config{Gateway: "none", Ping: []string{a.addr}, Reach: true,
+		Answer: 2*(pings+1) + 1, Timeout: bootTimeout}, "MTU=1500")
 	vb.ready(t)
 	va := a.launch(t, gf, guest.Config{Gateway: "none", Ping: []string{b.addr, b.addr + "@1414", b.addr + "@1415"},
-		Timeout: 15 * time.Second}, "MTU=1500")
+		Reach: true, Timeout: 15 * time.Second}, "MTU=1500")
 	va.wait(t)
 	reported(t, "A", va, "link eth0 ", "ping "+b.addr+" ok", "ping "+b.addr+"@1414 ok", "ping "+b.addr+"@1415 fail 0/")
 	if r, _ := va.console.Wait("link eth0 ", time.Second); !strings.HasSuffix(r, " mtu 1500") {
