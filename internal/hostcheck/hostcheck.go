@@ -1,9 +1,10 @@
 // Package hostcheck tells whether a host suits a real-time guest, as the
 // real-time KVM guides set one up: the CPUs of the SCHED_FIFO vCPUs
 // isolated (isolcpus=, nohz_full=), real-time throttling off, the guest's
-// memory lockable, and QEMU's other threads kept off those CPUs. Each
-// finding is one line saying what to change; qemu-launch prints them as
-// warnings (refusals under --strict).
+// memory lockable, and QEMU's other threads, the SCHED_OTHER vCPUs and
+// other VMs' threads kept off those CPUs, where a SCHED_FIFO vCPU would
+// starve them or they it. Each finding is one line saying what to change;
+// qemu-launch prints them as warnings (refusals under --strict).
 //
 // The host is read from a root directory ("/" for this one), so the logic
 // is tested against sample /proc and /sys trees.
