@@ -214,7 +214,15 @@ func shortCommand(argv []string) string {
 // Plot draws the run-queue delay per thread and way into png with gnuplot.
 func (r *Results) Plot(png string) error {
 	var data bytes.Buffer
-	for _, g := range r.groups() {
+	groups := r.groups()
+	// Threads that never waited would be empty slots.
+	waited := slices.DeleteFunc(slices.Clone(groups), func(g string) bool {
+		return !slices.ContainsFunc(Ways, func(w Way) bool { return r.across(w.Key, g, runQueue).Max >= 0.01 })
+	})
+	if len(waited) > 0 {
+		groups = waited
+	}
+	for _, g := range groups {
 		fmt.Fprintf(&data, "%q", g)
 		for _, way := range Ways {
 			s := r.across(way.Key, g, runQueue)
