@@ -184,7 +184,10 @@ func (r *Results) verdict() string {
 	a, b, c := r.across("a", v, runQueue), r.across("b", v, runQueue), r.across("c", v, runQueue)
 	ma, mb, mc := r.across("a", MainLoop, runQueue), r.across("b", MainLoop, runQueue), r.across("c", MainLoop, runQueue)
 	sep := "does **not** separate from"
-	if a.Min > max(b.Max, c.Max) {
+	switch {
+	case min(a.N, b.N, c.N) < 2:
+		sep = "(one run each: no run-to-run spread to compare) against"
+	case a.Min > max(b.Max, c.Max):
 		sep = "separates beyond the run-to-run spread from"
 	}
 	return fmt.Sprintf("vCPU %d (the SCHED_FIFO one in (b) and (c)) waited %.2f s per minute in (a), against %.2f in (b) and %.2f in (c) (medians); "+
