@@ -263,7 +263,12 @@ func Check(h Host, vm VM) []string {
 	}
 	for _, id := range slices.Sorted(maps.Keys(vm.IOThreads)) {
 		if both := intersect(vm.IOThreads[id], rt); !both.Empty() {
-			add("placement: I/O thread %s shares %s %s with the SCHED_FIFO vCPUs: give it other CPUs", id, cpuWord(both), both)
+			cpus := "LIST"
+			if spare := vm.HostCPUs.Minus(rt); !spare.Empty() {
+				cpus = spare.String()
+			}
+			add("placement: I/O thread %s shares %s %s with the SCHED_FIFO vCPUs, where a running SCHED_FIFO vCPU keeps it waiting (and the guest's I/O on it): give it other CPUs with --iothread-cpus %s=%s ([IOThread] ID=%s CPUs=%s in a VM file)",
+				id, cpuWord(both), both, id, cpus, id, cpus)
 		}
 	}
 	out = append(out, otherVMs(h, vm)...)

@@ -110,12 +110,13 @@ func TestCheck(t *testing.T) {
 			name:  "partly isolated: the fix keeps what is isolated",
 			files: with(base(), IsolatedPath, "1,3\n", NohzFullPath, "3\n", RTRuntimePath, "-1\n"),
 			vm: VM{RT: []VCPU{{Index: 0, CPUs: cpuset.Of(2), Prio: 10}, {Index: 1, CPUs: cpuset.Of(3), Prio: 80}},
-				EmulatorCPUs: cpuset.Of(0, 2), IOThreads: map[string]cpuset.Set{"b": cpuset.Of(3), "a": cpuset.Of(0)}, LocksMemory: true},
+				EmulatorCPUs: cpuset.Of(0, 2), IOThreads: map[string]cpuset.Set{"b": cpuset.Of(3), "a": cpuset.Of(0)}, LocksMemory: true,
+				HostCPUs: cpuset.Of(0, 1, 2, 3)},
 			want: []string{
 				"isolation: CPU 2 of the SCHED_FIFO vCPUs is not isolated (isolated: 1,3): boot with isolcpus=1-3 on the kernel command line",
 				"tick: CPU 2 of the SCHED_FIFO vCPUs is not nohz_full (nohz_full: 3): boot with nohz_full=2-3 on the kernel command line",
 				"placement: QEMU's other threads share CPU 2 with the SCHED_FIFO vCPUs, where a running SCHED_FIFO vCPU keeps them waiting (the main loop emulates the devices and, under TCG, the guest's timers: the whole guest stalls): take 2 out of --emulator-cpus 0,2 (EmulatorCPUs=)",
-				"placement: I/O thread b shares CPU 3 with the SCHED_FIFO vCPUs: give it other CPUs",
+				"placement: I/O thread b shares CPU 3 with the SCHED_FIFO vCPUs, where a running SCHED_FIFO vCPU keeps it waiting (and the guest's I/O on it): give it other CPUs with --iothread-cpus b=0-1 ([IOThread] ID=b CPUs=0-1 in a VM file)",
 			},
 		},
 		{
