@@ -18,7 +18,7 @@ GOBUILD  := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 CMDS     := qemu-ifup qemu-ifdown qemu-launch qemu-bridge-helper
 BINS     := $(addprefix bin/,$(CMDS))
 
-.PHONY: all build test unit lint install uninstall clean help bench deps-bench guest demo deps-test
+.PHONY: all build test unit lint install uninstall clean help bench deps-bench guest demo deps-test rt-bench deps-rt-bench
 
 all: build
 
@@ -61,6 +61,16 @@ bench: deps-bench build ## measure against the shell scripts (root); writes docs
 
 deps-bench:
 	@./scripts/ensure-deps bench
+
+# make rt-bench: QEMU's threads under host load, the seed's taskset against
+# qemu-launch's placement (several minutes); root only, never part of make
+# test. RTBENCHFLAGS="-reps 1 -duration 10s" for a quick run.
+rt-bench: deps-rt-bench build ## QEMU threads' run-queue delay, taskset against qemu-launch (root); writes docs/benchmarks.md
+	guest=$$(./test/guest/build --rt) && \
+	  $(GO) run ./bench/rt -launcher bin/qemu-launch -guest "$$guest" -doc docs/benchmarks.md -plot docs/benchmarks-rt.png $(RTBENCHFLAGS)
+
+deps-rt-bench:
+	@./scripts/ensure-deps rt-bench
 
 install: build ## install into $(DESTDIR)$(PREFIX) (INSTALL_ETC_LINKS=1 for /etc/qemu-if{up,down})
 	install -d $(DESTDIR)$(LIBEXECDIR)

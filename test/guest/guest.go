@@ -32,21 +32,27 @@ type Files struct {
 // Build runs the build script, which downloads the kernel package once and
 // rebuilds the initramfs only when its inputs changed, and returns the
 // files. The script's progress goes to log.
-func Build(log io.Writer) (Files, error) {
+func Build(log io.Writer) (Files, error) { return build(log, "initrd.gz") }
+
+// BuildRT is Build for the real-time benchmark's variant, whose initramfs
+// also holds cyclictest (Config.Cyclictest).
+func BuildRT(log io.Writer) (Files, error) { return build(log, "initrd-rt.gz", "--rt") }
+
+func build(log io.Writer, initrd string, args ...string) (Files, error) {
 	root, err := nstest.ModuleRoot()
 	if err != nil {
 		return Files{}, err
 	}
 	script := filepath.Join(root, "test", "guest", "build")
 	var out bytes.Buffer
-	cmd := exec.Command(script)
+	cmd := exec.Command(script, args...)
 	cmd.Stdout = &out
 	cmd.Stderr = log
 	if err := cmd.Run(); err != nil {
 		return Files{}, fmt.Errorf("%s: %w", script, err)
 	}
 	dir := strings.TrimSpace(out.String())
-	f := Files{Kernel: filepath.Join(dir, "vmlinuz"), Initrd: filepath.Join(dir, "initrd.gz")}
+	f := Files{Kernel: filepath.Join(dir, "vmlinuz"), Initrd: filepath.Join(dir, initrd)}
 	for _, p := range []string{f.Kernel, f.Initrd} {
 		if _, err := os.Stat(p); err != nil {
 			return Files{}, fmt.Errorf("guest: %s did not make %w", script, err)
@@ -72,6 +78,9 @@ type Config struct {
 	Answer int
 	// Timeout bounds each of the guest's waits; default 60 s.
 	Timeout time.Duration
+	// Cyclictest, when set, makes the guest run cyclictest this long on
+	// its last vCPU before it powers off (BuildRT's guest only).
+	Cyclictest time.Duration
 }
 
 // Append is the kernel command line (QEMU's -append) for c.
@@ -97,6 +106,9 @@ func (c Config) Append() string {
 	}
 	if c.Timeout > 0 {
 		a = append(a, "qth.timeout="+strconv.Itoa(int(c.Timeout.Seconds())))
+	}
+	if c.Cyclictest > 0 {
+		a = append(a, "qth.cyclictest="+strconv.Itoa(int(c.Cyclictest.Seconds())))
 	}
 	return strings.Join(a, " ")
 }
