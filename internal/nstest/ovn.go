@@ -161,7 +161,8 @@ func (l *OVNLab) Sbctl(t testing.TB, args ...string) string {
 func (l *OVNLab) ctl(t testing.TB, prog, db string, args ...string) string {
 	t.Helper()
 	a := append([]string{"--db=" + db}, args...)
-	if !strings.HasPrefix(strings.Join(args, " "), "--timeout") {
+	if len(args) == 0 || !strings.HasPrefix(args[0], "--timeout") {
+		// Generous: it only turns a hang into a failure.
 		a = append([]string{"--timeout=60"}, a...)
 	}
 	cmd := l.command(prog, a...)
