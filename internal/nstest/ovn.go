@@ -63,7 +63,8 @@ const (
 )
 
 // RequireOVN skips the test (or fails it under QTH_REQUIRE_INTEGRATION=1)
-// unless Open vSwitch and OVN's central and host programs are installed.
+// unless Open vSwitch, OVN's central and host programs and iputils' ping
+// are installed.
 func RequireOVN(t testing.TB) {
 	t.Helper()
 	RequireOVS(t)
@@ -71,6 +72,8 @@ func RequireOVN(t testing.TB) {
 		RequireTool(t, p, "ovn-central")
 	}
 	RequireTool(t, "ovn-controller", "ovn-host")
+	// Ping's -M do (Don't Fragment) is iputils'.
+	RequireTool(t, "ping", "iputils-ping")
 }
 
 // NewOVNLab starts the central node with the tunnel type encap ("geneve"
