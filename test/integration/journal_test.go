@@ -94,17 +94,8 @@ func TestJournal(t *testing.T) {
 // the helper's own (so journald's socket, and other tests', stay apart).
 func TestSecureRefusalReachesJournal(t *testing.T) {
 	nstest.RequireRoot(t)
-	dir := nstest.PublicDir(t)
-	acl := filepath.Join(dir, "bridge.conf")
-	if err := os.WriteFile(acl, []byte("allow br1\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	acl, progs := capBinaries(t, "allow br1\n", "qemu-bridge-helper", "qemu-ifup")
 	user := nstest.Nobody(t)
-	progs := map[string]string{}
-	for _, p := range []string{"qemu-bridge-helper", "qemu-ifup"} {
-		progs[p] = nstest.BuildWithACL(t, dir, acl, p)
-		nstest.SetCap(t, progs[p], "cap_net_admin+ep")
-	}
 	for _, tt := range []struct {
 		name, prog string
 		args       []string
