@@ -46,8 +46,8 @@ deps-test:
 	@# The e2e tests' guest; without root they skip, so a failure here need not stop make.
 	@./test/guest/build >/dev/null || [ "$$(id -u)" != 0 ]
 
-guest: ## build the e2e tests' guest (Debian kernel + busybox initramfs) into .cache/guest
-	@./test/guest/build >/dev/null
+guest: ## build a guest to log into (Debian kernel + busybox initramfs) into .cache/guest
+	@d=$$(./test/guest/build login) && echo "guest: $$d/vmlinuz and $$d/login.gz; README.md, 3. The first VM, boots them"
 
 demo: ## as root: boot a guest on a throwaway virbr0 and watch the helpers work (NIC=virtio-net-pci)
 	@./scripts/demo $(NIC)
