@@ -25,6 +25,9 @@ import (
 // non-nil error is the launcher's own failure; the status is then 1, or
 // QEMU's when QEMU had already exited.
 func Run(ctx context.Context, c *Config) (int, error) {
+	if c.List {
+		return List(c)
+	}
 	p, err := Prepare(ctx, c)
 	if err != nil {
 		return 1, err
