@@ -198,6 +198,12 @@ func Parse(args []string, c *Config) (done bool, err error) {
 		if err != nil {
 			return false, err
 		}
+		for id := range iothreads {
+			set["iothread-cpus "+id] = true
+		}
+		if err := checkFileCPUs(config, vm, set); err != nil {
+			return false, err
+		}
 		c.Binary, c.Args = vm.Binary, vm.Args()
 		if !set["cpus"] {
 			c.CPUs = vm.HostCPUs
@@ -252,17 +258,25 @@ func Main(ctx context.Context, args []string) int {
 		fmt.Fprintf(c.Stderr, "qemu-launch: %s\n%s\n", uerr.msg, usage)
 		return 2
 	case err != nil:
-		fmt.Fprintf(c.Stderr, "qemu-launch: %v\n", err)
+		printError(c.Stderr, err)
 		return 1
 	case done:
 		return 0
 	}
 	code, err := Run(ctx, &c)
 	if err != nil {
-		fmt.Fprintf(c.Stderr, "qemu-launch: %v\n", err)
+		printError(c.Stderr, err)
 		if code == 0 {
 			code = 1
 		}
 	}
 	return code
+}
+
+// printError writes err as lines starting "qemu-launch: ": one per error
+// when it joins several (every error of a VM file).
+func printError(w io.Writer, err error) {
+	for _, line := range strings.Split(err.Error(), "\n") {
+		fmt.Fprintf(w, "qemu-launch: %s\n", line)
+	}
 }

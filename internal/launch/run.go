@@ -41,6 +41,9 @@ func Run(ctx context.Context, c *Config) (int, error) {
 	if c.DryRun {
 		return 0, p.Print(c.Stdout)
 	}
+	if code, err := p.precheck(); err != nil {
+		return code, err
+	}
 	return p.Run(ctx)
 }
 
