@@ -33,13 +33,19 @@ lint: ## gofmt, go vet and staticcheck (pinned in tools/go.mod)
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) tool -modfile=tools/go.mod staticcheck ./...
+	@echo "staticcheck ./... (its first run downloads and builds it: about a minute)"
+	@$(GO) tool -modfile=tools/go.mod staticcheck ./...
 
 unit: ## unit tests only (no root needed)
 	$(GO) test -race -short ./...
 
-test: deps-test lint build ## all tests (-race); as root on Debian/Ubuntu it installs what they need first
-	$(GO) test -race -count=1 $(GOTESTFLAGS) ./...
+# make test prints a line per test and per package as each ends (the
+# end-to-end tests take minutes), a failed test's output, and the total
+# time; GOTESTFLAGS=-v prints go test -v's whole output instead.
+test: deps-test lint build ## all tests (-race, about 10 minutes); as root on Debian/Ubuntu it installs what they need first
+	@$(GO) build -o bin/test-progress ./test/progress
+	@echo "go test -race ./... (one line per test as it ends)"
+	@bin/test-progress $(if $(filter -v -test.v,$(GOTESTFLAGS)),-v) -- $(GO) test -race -count=1 -json $(GOTESTFLAGS) ./...
 
 deps-test:
 	@./scripts/ensure-deps test
