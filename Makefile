@@ -43,9 +43,9 @@ unit: ## unit tests only (no root needed)
 # end-to-end tests take minutes), a failed test's output, and the total
 # time; GOTESTFLAGS=-v prints go test -v's whole output instead.
 test: deps-test lint build ## all tests (-race, about 10 minutes); as root on Debian/Ubuntu it installs what they need first
-	@$(GO) build -o bin/test-progress ./test/progress
+	@$(GO) build -o .cache/test-progress ./test/progress
 	@echo "go test -race ./... (one line per test as it ends)"
-	@bin/test-progress $(if $(filter -v -test.v,$(GOTESTFLAGS)),-v) -- $(GO) test -race -count=1 -json $(GOTESTFLAGS) ./...
+	@.cache/test-progress $(if $(filter -v -test.v,$(GOTESTFLAGS)),-v) -- $(GO) test -race -count=1 -json $(GOTESTFLAGS) ./...
 
 deps-test:
 	@./scripts/ensure-deps test
