@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"math"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -83,8 +84,12 @@ func List(c *Config) (int, error) {
 // under base and /proc. It changes nothing: a stale record stays for
 // qemu-ifup to remove when the tap is next used.
 func ListVMs(base string) ([]ListedVM, error) {
-	if _, err := os.Stat(base); errors.Is(err, fs.ErrNotExist) {
-		return nil, nil // nothing ever ran
+	id, err := rundir.NetnsID()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(base, rundir.NetnsDir(id))); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil // nothing ran here since the directory went
 	}
 	d, err := rundir.Open(base)
 	if errors.Is(err, fs.ErrPermission) {
