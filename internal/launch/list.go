@@ -21,6 +21,7 @@ import (
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/qemuargs"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/rundir"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/sched"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/bridge"
 )
 
 // VM states in the list.
@@ -65,7 +66,7 @@ type ListedThread struct {
 // List serves --list: the VMs of this network namespace, as a table or,
 // with --json, as a JSON array.
 func List(c *Config) (int, error) {
-	vms, err := ListVMs(ifconf.Env{Getenv: c.Getenv}.RunDir())
+	vms, err := ListVMs(ifconf.Env{Getenv: c.Getenv}.RunDir(), &bridge.OVS{DB: c.Getenv(ifconf.EnvOVSDB)})
 	if err != nil {
 		return 1, err
 	}
@@ -81,9 +82,11 @@ func List(c *Config) (int, error) {
 }
 
 // ListVMs reads the VMs of this network namespace from the run directory
-// under base and /proc. It changes nothing: a stale record stays for
-// qemu-ifup to remove when the tap is next used.
-func ListVMs(base string) ([]ListedVM, error) {
+// under base and /proc; ovs, when not nil, is asked which Open vSwitch
+// bridge has a tap the kernel shows on no bridge (a userspace datapath's
+// port). It changes nothing: a stale record stays for qemu-ifup to remove
+// when the tap is next used.
+func ListVMs(base string, ovs *bridge.OVS) ([]ListedVM, error) {
 	id, err := rundir.NetnsID()
 	if err != nil {
 		return nil, err
@@ -141,7 +144,7 @@ func ListVMs(base string) ([]ListedVM, error) {
 			}
 		}
 		if v.State != StateStale {
-			kernelPort(&nic)
+			kernelPort(&nic, ovs)
 		} else {
 			nic.Port = "gone"
 		}
@@ -244,8 +247,8 @@ func threads(pid int) []ListedThread {
 }
 
 // kernelPort fills in what the kernel says of the tap: its MAC, and the
-// bridge it is a port of.
-func kernelPort(nic *ListedNIC) {
+// bridge it is a port of; for a tap on none, what Open vSwitch says.
+func kernelPort(nic *ListedNIC, ovs *bridge.OVS) {
 	l, err := netlink.LinkByName(nic.Tap)
 	if err != nil {
 		nic.Port = "gone"
@@ -254,6 +257,11 @@ func kernelPort(nic *ListedNIC) {
 	nic.HostMAC = l.Attrs().HardwareAddr.String()
 	nic.Port = "none"
 	if l.Attrs().MasterIndex == 0 {
+		if ovs != nil {
+			if br, err := ovs.PortBridge(nic.Tap); err == nil && br != "" {
+				nic.Port, nic.Bridge = "openvswitch", br
+			}
+		}
 		return
 	}
 	m, err := netlink.LinkByIndex(l.Attrs().MasterIndex)
@@ -264,9 +272,14 @@ func kernelPort(nic *ListedNIC) {
 	case "bridge":
 		nic.Port, nic.Bridge = "linux-bridge", m.Attrs().Name
 	case "openvswitch":
-		// Kernel datapath ports all have the master ovs-system; the
-		// record names the Open vSwitch bridge.
+		// Kernel datapath ports all have the master ovs-system: Open
+		// vSwitch knows the bridge, else the record names it.
 		nic.Port = "openvswitch"
+		if ovs != nil {
+			if br, err := ovs.PortBridge(nic.Tap); err == nil && br != "" {
+				nic.Bridge = br
+			}
+		}
 	}
 }
 
