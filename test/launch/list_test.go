@@ -118,3 +118,36 @@ func TestList(t *testing.T) {
 		t.Errorf("--list touched the stale record: %v", err)
 	}
 }
+
+// TestListOVS: a VM's tap on an Open vSwitch bridge (the test's own
+// userspace datapath, whose ports have no kernel master) is listed on
+// that bridge as an Open vSwitch port, as Open vSwitch reports it.
+func TestListOVS(t *testing.T) {
+	requireQEMU(t)
+	nstest.RequireOVS(t)
+	ns := nstest.New(t)
+	sw := ns.StartOVS(t)
+	sw.AddBridge(t, "ovsbr0")
+	runDir := filepath.Join(t.TempDir(), "run")
+	env := []string{"QEMU_TAP_HELPERS_RUNDIR=" + runDir, "QEMU_OVS_DB=" + sw.DB}
+	l := start(t, ns, env, append([]string{"--bridge", "ovsbr0", "--shutdown-timeout", "1s"}, listVMArgs("sw")...)...)
+	l.waitFor("READY=1")
+
+	cmd := exec.Command(filepath.Join(nstest.Binaries(t), "qemu-launch"), "--list", "--json")
+	cmd.Env = append(os.Environ(), env...)
+	var out, errOut strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := ns.Run(cmd); err != nil {
+		t.Fatalf("qemu-launch --list --json: %v\n%s", err, errOut.String())
+	}
+	var vms []qlaunch.ListedVM
+	if err := json.Unmarshal([]byte(out.String()), &vms); err != nil {
+		t.Fatal(err)
+	}
+	if len(vms) != 1 || len(vms[0].NICs) != 1 {
+		t.Fatalf("--list --json: %s, want one VM with one NIC", out.String())
+	}
+	if n := vms[0].NICs[0]; n.Tap != "sw-n0" || n.Bridge != "ovsbr0" || n.Port != "openvswitch" {
+		t.Errorf("NIC %+v, want sw-n0 on Open vSwitch bridge ovsbr0", n)
+	}
+}
