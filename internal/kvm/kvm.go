@@ -55,7 +55,7 @@ func Check(root string, probe bool) error {
 		return err
 	}
 	if flags != nil && !flags["vmx"] && !flags["svm"] {
-		reason := "/dev/kvm exists but the CPU shows no virtualization extensions (no vmx or svm in /proc/cpuinfo)"
+		reason := "the CPU shows no virtualization extensions although /dev/kvm exists (no vmx or svm in /proc/cpuinfo)"
 		if flags["hypervisor"] {
 			reason += ": this is a virtual machine whose hypervisor does not offer nested virtualization"
 		}

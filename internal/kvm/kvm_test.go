@@ -36,7 +36,7 @@ func TestCheck(t *testing.T) {
 	}{
 		{"no device", map[string]string{CPUInfoPath: vmx}, "there is no /dev/kvm"},
 		{"nested off", map[string]string{DevicePath: "", CPUInfoPath: nested},
-			"/dev/kvm exists but the CPU shows no virtualization extensions (no vmx or svm in /proc/cpuinfo): this is a virtual machine whose hypervisor does not offer nested virtualization; use -accel tcg"},
+			"the CPU shows no virtualization extensions although /dev/kvm exists (no vmx or svm in /proc/cpuinfo): this is a virtual machine whose hypervisor does not offer nested virtualization; use -accel tcg"},
 		{"vmx", map[string]string{DevicePath: "", CPUInfoPath: vmx}, ""},
 		{"svm", map[string]string{DevicePath: "", CPUInfoPath: svm}, ""},
 		{"no flags line", map[string]string{DevicePath: "", CPUInfoPath: "processor : 0\n"}, ""},

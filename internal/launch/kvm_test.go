@@ -40,7 +40,7 @@ func TestKVMUnusable(t *testing.T) {
 		"proc/self/limits": "Max locked memory         unlimited            unlimited            bytes\n",
 		"proc/self/status": "CapEff:\t0000000000000000\n",
 	})
-	const finding = "kvm: the VM asks for KVM, but /dev/kvm exists but the CPU shows no virtualization extensions (no vmx or svm in /proc/cpuinfo): this is a virtual machine whose hypervisor does not offer nested virtualization, so the guest would hang after the firmware: use -accel tcg (Accel=tcg in a VM file) instead of -enable-kvm or -accel kvm"
+	const finding = "kvm: the VM asks for KVM, but the CPU shows no virtualization extensions although /dev/kvm exists (no vmx or svm in /proc/cpuinfo): this is a virtual machine whose hypervisor does not offer nested virtualization, so the guest would hang after the firmware: use -accel tcg (Accel=tcg in a VM file) instead of -enable-kvm or -accel kvm"
 
 	c, out := testConfig()
 	c.hostRoot, c.CheckHost = root, true

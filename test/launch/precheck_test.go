@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -84,5 +85,41 @@ func TestVMFileErrors(t *testing.T) {
 	suffix := "); change HostCPUs= or override it with --cpus\n"
 	if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.HasPrefix(string(out), prefix) || !strings.HasSuffix(string(out), suffix) || strings.Count(string(out), "\n") != 1 {
 		t.Errorf("exit %d, output %q; want 1 and one line %q...%q", code, out, prefix, suffix)
+	}
+}
+
+// TestCheckHostKVM runs --check-host for a KVM guest on this host. Where
+// /dev/kvm exists but the CPU shows no vmx or svm (the build machines:
+// nested virtualization off, a KVM guest hangs after the firmware) it
+// must say so and what to do; where /dev/kvm is missing, too.
+func TestCheckHostKVM(t *testing.T) {
+	cpuinfo, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	flags := regexp.MustCompile(`(?m)^flags\s*:.*\b(vmx|svm)\b`)
+	_, devErr := os.Stat("/dev/kvm")
+	cmd := exec.Command(filepath.Join(nstest.Binaries(t), "qemu-launch"), "--check-host", "--", qemu, "-enable-kvm", "-m", "64")
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "QEMU_TAP_HELPERS_RUNDIR=" + filepath.Join(t.TempDir(), "run")}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("qemu-launch --check-host: %v\n%s", err, out)
+	}
+	t.Logf("qemu-launch --check-host -- %s -enable-kvm:\n%s", qemu, out)
+	const advice = "use -accel tcg (Accel=tcg in a VM file) instead of -enable-kvm or -accel kvm\n"
+	switch {
+	case devErr != nil:
+		if !strings.Contains(string(out), "there is no /dev/kvm") || !strings.HasSuffix(string(out), advice) {
+			t.Errorf("no /dev/kvm, and --check-host does not say so with the advice")
+		}
+	case !flags.Match(cpuinfo):
+		want := "warning: kvm: the VM asks for KVM, but the CPU shows no virtualization extensions although /dev/kvm exists (no vmx or svm in /proc/cpuinfo)"
+		if !strings.Contains(string(out), want) || !strings.HasSuffix(string(out), advice) {
+			t.Errorf("/dev/kvm without vmx or svm: --check-host lacks %q ... %q", want, advice)
+		}
+	default:
+		if strings.Contains(string(out), "no virtualization extensions") {
+			t.Errorf("a CPU with vmx or svm, and the check blames its flags")
+		}
 	}
 }
