@@ -79,13 +79,61 @@ func TestFirstVM(t *testing.T) {
 	}
 	bin := nstest.Binaries(t)
 	for i, name := range []string{"qemu", "qemu-launch"} {
-		t.Run(name, func(t *testing.T) { runFirstVM(t, blocks[i], g, bin) })
+		t.Run(name, func(t *testing.T) {
+			ns := nstest.New(t)
+			addBridge(t, ns, "virbr0", "192.168.122.1/24", 0)
+			runFirstVM(t, ns, blocks[i], g, bin, "192.168.122.10")
+		})
 	}
+	// The guest with ip=dhcp, as the README offers where the bridge has a
+	// DHCP server (libvirt's dnsmasq, networkd's): here busybox udhcpd.
+	const static = "ip=192.168.122.10::192.168.122.1:255.255.255.0"
+	if !strings.Contains(blocks[0], static) {
+		t.Fatalf("README's first VM does not give the guest %s", static)
+	}
+	t.Run("dhcp", func(t *testing.T) {
+		ns := nstest.New(t)
+		addBridge(t, ns, "virbr0", "192.168.122.1/24", 0)
+		startDHCPServer(t, ns)
+		runFirstVM(t, ns, strings.Replace(blocks[0], static, "ip=dhcp", 1), g, bin, "192.168.122.100")
+	})
 }
 
-func runFirstVM(t *testing.T, script string, g guest.Files, bin string) {
-	ns := nstest.New(t)
-	addBridge(t, ns, "virbr0", "192.168.122.1/24", 0)
+// startDHCPServer runs busybox udhcpd on virbr0 in ns, leasing from
+// 192.168.122.100 alone (udhcpd picks from its pool by the MAC) with the
+// gateway 192.168.122.1.
+func startDHCPServer(t *testing.T, ns *nstest.NS) {
+	t.Helper()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "udhcpd.conf")
+	data := "start 192.168.122.100\nend 192.168.122.100\ninterface virbr0\n" +
+		"option subnet 255.255.255.0\noption router 192.168.122.1\n" +
+		"lease_file " + filepath.Join(dir, "leases") + "\npidfile " + filepath.Join(dir, "pid") + "\n"
+	if err := os.WriteFile(conf, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "leases"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("busybox", "udhcpd", "-f", conf)
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := ns.Start(cmd); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("udhcpd:\n%s", out.String())
+		}
+	})
+}
+
+// runFirstVM runs a README block in ns, which has virbr0, and checks the
+// guest comes up with addr on a tap of virbr0, answers pings, gives a
+// shell on its console and powers off from it.
+func runFirstVM(t *testing.T, ns *nstest.NS, script string, g guest.Files, bin, addr string) {
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, ".cache"), 0o755); err != nil {
 		t.Fatal(err)
@@ -144,10 +192,10 @@ func runFirstVM(t *testing.T, script string, g guest.Files, bin string) {
 			}
 		}
 	}
-	waitFor("guest: network: eth0 192.168.122.10/24, gateway 192.168.122.1")
+	waitFor("guest: network: eth0 " + addr + "/24, gateway 192.168.122.1")
 	tap := onlyTap(t, ns)
 	checkPort(t, ns, tap, "virbr0")
-	hostPing(t, ns, "192.168.122.10", 3)
+	hostPing(t, ns, addr, 3)
 
 	waitFor("Please press Enter to activate this console.")
 	io.WriteString(stdin, "\n")
