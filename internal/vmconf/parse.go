@@ -282,32 +282,33 @@ func (io *IOThread) set(e unitfile.Entry) error {
 	return err
 }
 
-// check looks across sections.
+// check looks across sections and returns every problem it finds.
 func (vm *VM) check(file string) error {
+	var errs []error
 	ids := map[string]bool{}
 	for _, n := range vm.NICs {
 		if ids[n.ID] {
-			return fmt.Errorf("%s: two [NIC] sections with ID=%s", file, n.ID)
+			errs = append(errs, fmt.Errorf("%s: two [NIC] sections with ID=%s", file, n.ID))
 		}
 		ids[n.ID] = true
 	}
 	if !vm.HostCPUs.Empty() && !vm.EmulatorCPUs.Minus(vm.HostCPUs).Empty() {
-		return fmt.Errorf("%s: EmulatorCPUs=%s is outside HostCPUs=%s", file, vm.EmulatorCPUs, vm.HostCPUs)
+		errs = append(errs, fmt.Errorf("%s: EmulatorCPUs=%s is outside HostCPUs=%s", file, vm.EmulatorCPUs, vm.HostCPUs))
 	}
 	ios := map[string]bool{}
 	for _, io := range vm.IO {
 		if ios[io.ID] {
-			return fmt.Errorf("%s: two [IOThread] sections with ID=%s", file, io.ID)
+			errs = append(errs, fmt.Errorf("%s: two [IOThread] sections with ID=%s", file, io.ID))
 		}
 		ios[io.ID] = true
 		if !vm.HostCPUs.Empty() && !io.CPUs.Minus(vm.HostCPUs).Empty() {
-			return fmt.Errorf("%s: [IOThread] ID=%s: CPUs=%s is outside HostCPUs=%s", file, io.ID, io.CPUs, vm.HostCPUs)
+			errs = append(errs, fmt.Errorf("%s: [IOThread] ID=%s: CPUs=%s is outside HostCPUs=%s", file, io.ID, io.CPUs, vm.HostCPUs))
 		}
 	}
 	idx := map[int]bool{}
 	for _, v := range vm.VCPU {
 		if idx[v.Index] {
-			return fmt.Errorf("%s: two [VCPU] sections with Index=%d", file, v.Index)
+			errs = append(errs, fmt.Errorf("%s: two [VCPU] sections with Index=%d", file, v.Index))
 		}
 		idx[v.Index] = true
 		n := vm.VCPUs
@@ -315,13 +316,13 @@ func (vm *VM) check(file string) error {
 			n = 1
 		}
 		if v.Index >= n {
-			return fmt.Errorf("%s: [VCPU] Index=%d: the VM has %d vCPU(s) (VCPUs=)", file, v.Index, n)
+			errs = append(errs, fmt.Errorf("%s: [VCPU] Index=%d: the VM has %d vCPU(s) (VCPUs=)", file, v.Index, n))
 		}
 		if !vm.HostCPUs.Empty() && !v.Affinity.Minus(vm.HostCPUs).Empty() {
-			return fmt.Errorf("%s: [VCPU] Index=%d: Affinity=%s is outside HostCPUs=%s", file, v.Index, v.Affinity, vm.HostCPUs)
+			errs = append(errs, fmt.Errorf("%s: [VCPU] Index=%d: Affinity=%s is outside HostCPUs=%s", file, v.Index, v.Affinity, vm.HostCPUs))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func nonEmpty(v string) (string, error) {

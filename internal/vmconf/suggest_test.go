@@ -51,3 +51,17 @@ func TestDidYouMean(t *testing.T) {
 		}
 	}
 }
+
+// The checks across sections also report every problem at once.
+func TestAllCheckErrors(t *testing.T) {
+	in := "[VM]\nVCPUs=2\nHostCPUs=0\nEmulatorCPUs=1\n\n[VCPU]\nIndex=2\n\n[NIC]\nID=a\n\n[NIC]\nID=a\n"
+	_, err := Parse("vm.conf", []byte(in))
+	want := []string{
+		"vm.conf: two [NIC] sections with ID=a",
+		"vm.conf: EmulatorCPUs=1 is outside HostCPUs=0",
+		"vm.conf: [VCPU] Index=2: the VM has 2 vCPU(s) (VCPUs=)",
+	}
+	if err == nil || err.Error() != strings.Join(want, "\n") {
+		t.Errorf("Parse: %v\nwant:\n%s", err, strings.Join(want, "\n"))
+	}
+}
