@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"sort"
 	"strings"
 	"time"
 )
@@ -142,6 +143,19 @@ func (rep *Reporter) packageDone(e event) {
 	case "fail":
 		rep.counts.FailedPackages = append(rep.counts.FailedPackages, e.Package)
 		if !rep.verbose {
+			// Tests that never ended (a timeout's panic, a crash):
+			// their output says where they were.
+			var open []string
+			for key := range rep.out {
+				if strings.HasPrefix(key, e.Package+" ") {
+					open = append(open, key)
+				}
+			}
+			sort.Strings(open)
+			for _, key := range open {
+				io.WriteString(rep.w, rep.out[key].String())
+				delete(rep.out, key)
+			}
 			if out != nil {
 				io.WriteString(rep.w, out.String())
 			}

@@ -102,3 +102,23 @@ func TestRunStatus(t *testing.T) {
 		t.Errorf("Run(true) = %d", code)
 	}
 }
+
+// A package that times out never ends its running test: that test's
+// output is printed with the package's failure.
+func TestReporterTimeout(t *testing.T) {
+	const timeout = `{"Action":"run","Package":"p","Test":"TestHang"}
+{"Action":"output","Package":"p","Test":"TestHang","Output":"=== RUN   TestHang\n"}
+{"Action":"output","Package":"p","Test":"TestHang","Output":"    hang_test.go:5: waiting for the guest\n"}
+{"Action":"output","Package":"p","Output":"panic: test timed out after 1m0s\n"}
+{"Action":"fail","Package":"p","Elapsed":60}
+`
+	var out strings.Builder
+	rep := New(&out, false, time.Now())
+	if err := rep.Read(strings.NewReader(timeout)); err != nil {
+		t.Fatal(err)
+	}
+	want := "=== RUN   TestHang\n    hang_test.go:5: waiting for the guest\npanic: test timed out after 1m0s\nFAIL  p (60.0s)\n"
+	if got := out.String(); got != want {
+		t.Errorf("output %q, want %q", got, want)
+	}
+}
