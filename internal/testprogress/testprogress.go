@@ -174,6 +174,15 @@ func (rep *Reporter) packageDone(e event) {
 
 // Summary writes the closing line and returns the counts.
 func (rep *Reporter) Summary() Counts {
+	// Output of packages that never ended (go test itself stopped).
+	var left []string
+	for key := range rep.out {
+		left = append(left, key)
+	}
+	sort.Strings(left)
+	for _, key := range left {
+		io.WriteString(rep.w, rep.out[key].String())
+	}
 	c := rep.counts
 	verdict := "passed"
 	if c.Failed > 0 || len(c.FailedPackages) > 0 {
