@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/bridgeacl"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/bridgelist"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/ifconf"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/journal"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/privs"
@@ -215,6 +216,9 @@ func Run(o Options, sys *System) error {
 	// Look the bridge up before making a tap, so that a wrong name is
 	// reported as such.
 	if _, err := bridge.Get(conn, br); err != nil {
+		if errors.Is(err, bridge.ErrNotFound) {
+			return fmt.Errorf("%w (%s)", err, bridgelist.Hint(conn))
+		}
 		return err
 	}
 	dev, err := tap.Create(tapPattern, o.UseVnet)

@@ -7,8 +7,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/bridgelist"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/bridge"
-	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
 )
 
 // privilegeHint follows an EPERM from the kernel: what the helper lacks.
@@ -23,27 +23,9 @@ func withHint(err error) error {
 	case errors.Is(err, unix.EPERM) && !strings.Contains(err.Error(), "CAP_NET_ADMIN"):
 		return fmt.Errorf("%w%s", err, privilegeHint)
 	case errors.Is(err, bridge.ErrNotFound):
-		return fmt.Errorf("%w (%s)", err, existingBridges())
+		return fmt.Errorf("%w (%s)", err, bridgelist.HintHere())
 	}
 	return err
-}
-
-// existingBridges names the Linux bridges of this network namespace, for
-// the message about a bridge that is not found.
-func existingBridges() string {
-	c, err := link.Open()
-	if err != nil {
-		return "create it first"
-	}
-	defer c.Close()
-	names, err := c.NamesOfKind("bridge")
-	switch {
-	case err != nil:
-		return "create it first"
-	case len(names) == 0:
-		return "there is no Linux bridge in this network namespace: create one first, e.g. ip link add virbr0 type bridge; ip link set virbr0 up"
-	}
-	return "Linux bridges here: " + strings.Join(names, ", ")
 }
 
 // downHint is what to do about a bridge that is down.

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strings"
 
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/bridgelist"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/ifconf"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/vmconf"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/bridge"
@@ -53,24 +54,12 @@ func (p *Plan) precheck() (int, error) {
 		if _, err := bridge.Find(c, ovs, br); err != nil {
 			from := t.Settings.Origin("Bridge").String()
 			if errors.Is(err, bridge.ErrNotFound) {
-				return 1, fmt.Errorf("netdev %s: bridge %s (from %s) not found; %s; QEMU not started", t.ID, br, from, existingBridges(c))
+				return 1, fmt.Errorf("netdev %s: bridge %s (from %s) not found; %s; QEMU not started", t.ID, br, from, bridgelist.Hint(c))
 			}
 			return 1, fmt.Errorf("netdev %s: bridge %s (from %s): %v; QEMU not started", t.ID, br, from, err)
 		}
 	}
 	return 0, nil
-}
-
-// existingBridges names the Linux bridges of this network namespace.
-func existingBridges(c *link.Conn) string {
-	names, err := c.NamesOfKind("bridge")
-	switch {
-	case err != nil:
-		return "create it first"
-	case len(names) == 0:
-		return "there is no Linux bridge in this network namespace: create one first"
-	}
-	return "Linux bridges here: " + strings.Join(names, ", ")
 }
 
 // checkFileCPUs refuses, naming the VM file's line and key, CPUs of the
