@@ -143,11 +143,7 @@ func ListVMs(base string, ovs *bridge.OVS) ([]ListedVM, error) {
 				v.Name = port.VMName
 			}
 		}
-		if v.State != StateStale {
-			kernelPort(&nic, ovs)
-		} else {
-			nic.Port = "gone"
-		}
+		kernelPort(&nic, ovs)
 		v.NICs = append(v.NICs, nic)
 	}
 	vms := make([]ListedVM, 0, len(order))
