@@ -2,7 +2,7 @@
 // qemu-launch with the seed's -vcpu options; and with --emulator-cpus)
 // under stress-ng on every CPU, QEMU's threads measured from /proc. It
 // prints the figures and writes them into docs/benchmarks.md. It needs
-// root, stress-ng, gnuplot and the guest of test/guest/build --rt
+// root, stress-ng, gnuplot and the guest of test/guest/build rt
 // (scripts/ensure-deps rt-bench).
 package main
 
@@ -50,7 +50,7 @@ func main() {
 	flag.StringVar(&c.Launcher, "launcher", "bin/qemu-launch", "qemu-launch, as make build builds it")
 	flag.StringVar(&c.Taskset, "taskset", "taskset", "taskset, for way (a)")
 	flag.StringVar(&c.Stress, "stress", "stress-ng", "stress-ng, the host load")
-	guest := flag.String("guest", ".cache/guest", "directory of the guest's vmlinuz and initrd-rt.gz (test/guest/build --rt)")
+	guest := flag.String("guest", ".cache/guest", "directory of the guest's vmlinuz and initrd-rt.gz (test/guest/build rt)")
 	flag.IntVar(&c.Housekeeping, "housekeeping-cpu", 0, "host CPU of vCPU 0 and, in (c), of QEMU's other threads (the seed's CPU 2)")
 	flag.IntVar(&c.RT, "rt-cpu", 1, "host CPU of the SCHED_FIFO vCPU 1 (the seed's CPU 3)")
 	flag.DurationVar(&c.Duration, "duration", 60*time.Second, "length of each run (cyclictest in the guest)")

@@ -47,6 +47,7 @@ func (c Command) Main(args []string, sys *System) int {
 		return 0
 	}
 	if err := c.run(o, sys); err != nil {
+		err = withHint(err)
 		log := sys.logger(c.Name, o.Ifname, false)
 		log.send(journal.PriErr, err.Error(), "")
 		return 1
@@ -236,7 +237,7 @@ func up(o Options, sys *System) error {
 		return ifconf.Explain(o.Ifname, err)
 	}
 	br := port.Bridge
-	down := fmt.Sprintf("%s: warning: bridge %s is down; attaching anyway", o.Ifname, br)
+	down := fmt.Sprintf("%s: warning: bridge %s is down; attaching anyway (%s)", o.Ifname, br, downHint(br))
 	switch {
 	case o.DryRun:
 		if pl.BridgeDown {
@@ -253,7 +254,7 @@ func up(o Options, sys *System) error {
 			diffs = append(diffs, "differs from the configuration: "+joinChanges(pl.Changes))
 		}
 		if pl.BridgeDown {
-			diffs = append(diffs, "bridge "+br+" is down")
+			diffs = append(diffs, "bridge "+br+" is down ("+downHint(br)+")")
 		}
 		if len(diffs) > 0 {
 			return fmt.Errorf("%s: %s", o.Ifname, strings.Join(diffs, "; "))

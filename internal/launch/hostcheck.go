@@ -60,7 +60,15 @@ func (p *Plan) hostFindings() ([]string, error) {
 			return nil, fmt.Errorf("checking the host: %w", err)
 		}
 	}
-	return hostcheck.Check(h, p.hostVM()), nil
+	found := hostcheck.Check(h, p.hostVM())
+	kvm, err := p.kvmFinding()
+	if err != nil {
+		return nil, fmt.Errorf("checking the host: %w", err)
+	}
+	if kvm != "" {
+		found = append(found, kvm)
+	}
+	return found, nil
 }
 
 // CheckHost serves --check-host: the findings, one line each, or what
@@ -97,7 +105,7 @@ func (p *Plan) CheckHost(w io.Writer) (int, error) {
 // SCHED_FIFO or the guest's memory is to be locked: warnings on stderr,
 // a refusal under --strict.
 func (p *Plan) warnHost() error {
-	if len(p.hostVM().RT) == 0 && !p.LocksMemory {
+	if len(p.hostVM().RT) == 0 && !p.LocksMemory && !wantsKVM(p.Args) {
 		return nil
 	}
 	found, err := p.hostFindings()

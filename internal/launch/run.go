@@ -25,6 +25,9 @@ import (
 // non-nil error is the launcher's own failure; the status is then 1, or
 // QEMU's when QEMU had already exited.
 func Run(ctx context.Context, c *Config) (int, error) {
+	if c.List {
+		return List(c)
+	}
 	if err := closeStrayFds(qemuargs.NamedFds(c.Args)); err != nil {
 		return 1, err
 	}
@@ -43,6 +46,9 @@ func Run(ctx context.Context, c *Config) (int, error) {
 	}
 	if c.DryRun {
 		return 0, p.Print(c.Stdout)
+	}
+	if code, err := p.precheck(); err != nil {
+		return code, err
 	}
 	return p.Run(ctx)
 }

@@ -100,7 +100,7 @@ func (r *Results) Markdown(w io.Writer, plot string) {
 		"other jobs shared the machine too (load average %s at the start, %s at the end).\n\n",
 		c.Duration, c.Reps, r.Took.Round(time.Second), shellwords.Join(r.Stress), r.LoadAvg[0], r.LoadAvg[1])
 	fmt.Fprintf(w, "The seed's host CPUs 2 and 3 are CPUs %d and %d here: vCPU 0 (SCHED_OTHER) and, in (c), QEMU's other threads on CPU %d; "+
-		"vCPU %d (SCHED_FIFO %d in (b) and (c)) on CPU %d. The guest (test/guest/build --rt) has 2 vCPUs and 256 MiB, locked.\n\n",
+		"vCPU %d (SCHED_FIFO %d in (b) and (c)) on CPU %d. The guest (test/guest/build rt) has 2 vCPUs and 256 MiB, locked.\n\n",
 		c.Housekeeping, c.RT, c.Housekeeping, rtVCPU, rtPrio, c.RT)
 	for _, way := range Ways {
 		fmt.Fprintf(w, "- (%s) %s: `%s`\n", way.Key, way.Label, shortCommand(c.Command(way)))

@@ -54,7 +54,7 @@ type Config struct {
 	Launcher string // qemu-launch
 	Taskset  string // taskset
 	Stress   string // stress-ng
-	Kernel   string // the guest (test/guest/build --rt)
+	Kernel   string // the guest (test/guest/build rt)
 	Initrd   string
 	// Housekeeping takes vCPU 0 and, in (c), QEMU's other threads; RT
 	// takes the SCHED_FIFO vCPU 1. The seed's CPUs 2 and 3.

@@ -65,6 +65,9 @@ type VM struct {
 	VCPU   []VCPU
 	IO     []IOThread
 	Extra  []string // [QEMU] Arguments=
+
+	// Lines are the lines of the [VM] section's keys, for messages.
+	Lines map[string]int
 }
 
 // A Drive is a [Drive] section: one -drive.
@@ -85,6 +88,7 @@ type NIC struct {
 type IOThread struct {
 	ID   string
 	CPUs cpuset.Set // empty: with QEMU's other threads
+	Line int        // of CPUs=, else of the section, for messages
 }
 
 // A VCPU is a [VCPU] section: one -vcpu.
@@ -92,4 +96,5 @@ type VCPU struct {
 	Index    int
 	Affinity cpuset.Set
 	Priority int
+	Line     int // of Affinity=, else of the section, for messages
 }

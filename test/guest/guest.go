@@ -32,24 +32,29 @@ type Files struct {
 // Build runs the build script, which downloads the kernel package once and
 // rebuilds the initramfs only when its inputs changed, and returns the
 // files. The script's progress goes to log.
-func Build(log io.Writer) (Files, error) { return build(log, "initrd.gz") }
+func Build(log io.Writer) (Files, error) { return build(log, "test", "initrd.gz") }
 
 // BuildRT is Build for the real-time benchmark's variant, whose initramfs
 // also holds cyclictest (Config.Cyclictest).
-func BuildRT(log io.Writer) (Files, error) { return build(log, "initrd-rt.gz", "--rt") }
+func BuildRT(log io.Writer) (Files, error) { return build(log, "rt", "initrd-rt.gz") }
 
-func build(log io.Writer, initrd string, args ...string) (Files, error) {
+// BuildLogin builds the guest of make guest, to log into: its initramfs
+// brings the network up from the kernel's ip= (or DHCP) and offers a shell
+// on the serial console (README.md, "The first VM").
+func BuildLogin(log io.Writer) (Files, error) { return build(log, "login", "login.gz") }
+
+func build(log io.Writer, flavour, initrd string) (Files, error) {
 	root, err := nstest.ModuleRoot()
 	if err != nil {
 		return Files{}, err
 	}
 	script := filepath.Join(root, "test", "guest", "build")
 	var out bytes.Buffer
-	cmd := exec.Command(script, args...)
+	cmd := exec.Command(script, flavour)
 	cmd.Stdout = &out
 	cmd.Stderr = log
 	if err := cmd.Run(); err != nil {
-		return Files{}, fmt.Errorf("%s: %w", script, err)
+		return Files{}, fmt.Errorf("%s %s: %w", script, flavour, err)
 	}
 	dir := strings.TrimSpace(out.String())
 	f := Files{Kernel: filepath.Join(dir, "vmlinuz"), Initrd: filepath.Join(dir, initrd)}

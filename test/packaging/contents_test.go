@@ -69,6 +69,7 @@ func want(packager string) map[string]entry {
 		docDir + "/examples":                         dir,
 		docDir + "/examples/networkd":                dir,
 		docDir + "/examples/vm.conf":                 file("packaging/examples/vm.conf"),
+		docDir + "/examples/plain.conf":              file("packaging/examples/plain.conf"),
 		docDir + "/examples/virbr0-nat.nft":          file("packaging/examples/virbr0-nat.nft"),
 		docDir + "/examples/bridge.conf":             file("packaging/examples/bridge.conf"),
 		docDir + "/examples/networkd/virbr0.netdev":  file("packaging/examples/networkd/virbr0.netdev"),
