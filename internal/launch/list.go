@@ -15,13 +15,12 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/ifconf"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/qemuargs"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/rundir"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/sched"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/bridge"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
 )
 
 // VM states in the list.
@@ -102,6 +101,12 @@ func ListVMs(base string, ovs *bridge.OVS) ([]ListedVM, error) {
 		return nil, err
 	}
 	defer d.Close()
+	conn, err := link.Open()
+	if err != nil {
+		return nil, fmt.Errorf("open netlink: %w", err)
+	}
+	defer conn.Close()
+	host := bridge.Host{OVS: ovs}
 	locks, err := d.VMLocks()
 	if err != nil {
 		return nil, err
@@ -143,7 +148,7 @@ func ListVMs(base string, ovs *bridge.OVS) ([]ListedVM, error) {
 				v.Name = port.VMName
 			}
 		}
-		kernelPort(&nic, ovs)
+		kernelPort(conn, host, &nic)
 		v.NICs = append(v.NICs, nic)
 	}
 	vms := make([]ListedVM, 0, len(order))
@@ -242,40 +247,24 @@ func threads(pid int) []ListedThread {
 	return out
 }
 
-// kernelPort fills in what the kernel says of the tap: its MAC, and the
-// bridge it is a port of; for a tap on none, what Open vSwitch says.
-func kernelPort(nic *ListedNIC, ovs *bridge.OVS) {
-	l, err := netlink.LinkByName(nic.Tap)
+// kernelPort fills in what the kernel and the bridges say of the tap: its
+// MAC, and the bridge it is a port of, of whichever kind; for a bridge
+// that cannot be named, the record's stays.
+func kernelPort(c *link.Conn, host bridge.Host, nic *ListedNIC) {
+	l, err := c.ByName(nic.Tap)
 	if err != nil {
 		nic.Port = "gone"
 		return
 	}
-	nic.HostMAC = l.Attrs().HardwareAddr.String()
+	nic.HostMAC = l.MAC.String()
 	nic.Port = "none"
-	if l.Attrs().MasterIndex == 0 {
-		if ovs != nil {
-			if br, err := ovs.PortBridge(nic.Tap); err == nil && br != "" {
-				nic.Port, nic.Bridge = "openvswitch", br
-			}
-		}
+	b, err := host.PortOf(c, l, bridge.Hint{Anywhere: true, Listing: true})
+	if err != nil || b == nil {
 		return
 	}
-	m, err := netlink.LinkByIndex(l.Attrs().MasterIndex)
-	if err != nil {
-		return
-	}
-	switch m.Type() {
-	case "bridge":
-		nic.Port, nic.Bridge = "linux-bridge", m.Attrs().Name
-	case "openvswitch":
-		// Kernel datapath ports all have the master ovs-system: Open
-		// vSwitch knows the bridge, else the record names it.
-		nic.Port = "openvswitch"
-		if ovs != nil {
-			if br, err := ovs.PortBridge(nic.Tap); err == nil && br != "" {
-				nic.Bridge = br
-			}
-		}
+	nic.Port = b.Kind()
+	if b.Name() != "" {
+		nic.Bridge = b.Name()
 	}
 }
 

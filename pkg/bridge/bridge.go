@@ -20,6 +20,9 @@ type Bridge interface {
 	// String describes the bridge in a step: its name, with its kind
 	// where a plain name could mislead ("Open vSwitch bridge ovsbr0").
 	String() string
+	// Kind names the bridge's kind in listings: "linux-bridge",
+	// "openvswitch".
+	Kind() string
 	// PortMTU is the MTU a port with the settings s gets when none is
 	// given: the MTU of the bridge's own interface, so that adding the
 	// port never lowers it (0 when unknown), or, for an OVN logical
@@ -156,6 +159,10 @@ type Hint struct {
 	// Anywhere asks every kind, whatever it costs; a kind that cannot be
 	// asked then has no port.
 	Anywhere bool
+	// Listing is set by a caller that only shows what it finds: a port
+	// whose kernel master says which kind has it is that kind's even when
+	// the kind cannot say which bridge (the bridge then has no name).
+	Listing bool
 }
 
 // Find returns the bridge called name, of whichever kind it is.

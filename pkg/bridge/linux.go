@@ -48,6 +48,9 @@ func (b *Linux) Name() string { return b.name }
 // String is the bridge's name.
 func (b *Linux) String() string { return b.name }
 
+// Kind is "linux-bridge".
+func (b *Linux) Kind() string { return "linux-bridge" }
+
 // PortMTU is the MTU of the bridge's own interface.
 func (b *Linux) PortMTU(*link.Conn, PortSettings) (int, error) { return b.mtu, nil }
 

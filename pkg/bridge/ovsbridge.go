@@ -54,11 +54,20 @@ func (k ovsKind) named(_ *link.Conn, l *link.Link) (Bridge, error) {
 // only when the hint may be an OVS bridge, or for any bridge at all,
 // since asking costs a process.
 func (k ovsKind) holding(c *link.Conn, port, master *link.Link, h Hint) (Bridge, error) {
+	ofSwitch := master != nil && master.Kind == "openvswitch"
+	if ofSwitch && h.Listing {
+		if k.sw != nil {
+			if b, err := k.bridgeOf(port.Name); err == nil && b != nil {
+				return b, nil
+			}
+		}
+		return &OVSBridge{sw: k.sw}, nil
+	}
 	if k.sw == nil {
 		return nil, nil
 	}
 	switch _, isOVS := h.Bridge.(*OVSBridge); {
-	case master != nil && master.Kind == "openvswitch":
+	case ofSwitch:
 		return k.bridgeOf(port.Name)
 	case master != nil:
 		return nil, nil
@@ -99,6 +108,9 @@ func (b *OVSBridge) Name() string { return b.name }
 
 // String says that the bridge is Open vSwitch's.
 func (b *OVSBridge) String() string { return "Open vSwitch bridge " + b.name }
+
+// Kind is "openvswitch".
+func (b *OVSBridge) Kind() string { return "openvswitch" }
 
 // PortMTU is the MTU of the bridge's own interface (0 when unknown), or,
 // for an OVN logical port on a chassis, the MTU its tunnels leave.
