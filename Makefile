@@ -18,7 +18,7 @@ GOBUILD  := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 CMDS     := qemu-ifup qemu-ifdown qemu-launch qemu-bridge-helper
 BINS     := $(addprefix bin/,$(CMDS))
 
-.PHONY: all build test unit lint install uninstall clean help bench deps-bench guest demo deps-test
+.PHONY: all build test unit lint install uninstall clean help bench deps-bench guest demo deps-test rt-bench deps-rt-bench
 
 all: build
 
@@ -33,21 +33,27 @@ lint: ## gofmt, go vet and staticcheck (pinned in tools/go.mod)
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) tool -modfile=tools/go.mod staticcheck ./...
+	@echo "staticcheck ./... (its first run downloads and builds it: about a minute)"
+	@$(GO) tool -modfile=tools/go.mod staticcheck ./...
 
 unit: ## unit tests only (no root needed)
 	$(GO) test -race -short ./...
 
-test: deps-test lint build ## all tests (-race); as root on Debian/Ubuntu it installs what they need first
-	$(GO) test -race -count=1 $(GOTESTFLAGS) ./...
+# make test prints a line per test and per package as each ends (the
+# end-to-end tests take minutes), a failed test's output, and the total
+# time; GOTESTFLAGS=-v prints go test -v's whole output instead.
+test: deps-test lint build ## all tests (-race, about 10 minutes); as root on Debian/Ubuntu it installs what they need first
+	@$(GO) build -o .cache/test-progress ./test/progress
+	@echo "go test -race ./... (one line per test as it ends)"
+	@.cache/test-progress $(if $(filter -v -test.v,$(GOTESTFLAGS)),-v) -- $(GO) test -race -count=1 -json $(GOTESTFLAGS) ./...
 
 deps-test:
 	@./scripts/ensure-deps test
 	@# The e2e tests' guest; without root they skip, so a failure here need not stop make.
 	@./test/guest/build >/dev/null || [ "$$(id -u)" != 0 ]
 
-guest: ## build the e2e tests' guest (Debian kernel + busybox initramfs) into .cache/guest
-	@./test/guest/build >/dev/null
+guest: ## build a guest to log into (Debian kernel + busybox initramfs) into .cache/guest
+	@d=$$(./test/guest/build login) && echo "guest: $$d/vmlinuz and $$d/login.gz; README.md, 3. The first VM, boots them"
 
 demo: ## as root: boot a guest on a throwaway virbr0 and watch the helpers work (NIC=virtio-net-pci)
 	@./scripts/demo $(NIC)
@@ -61,6 +67,16 @@ bench: deps-bench build ## measure against the shell scripts (root); writes docs
 
 deps-bench:
 	@./scripts/ensure-deps bench
+
+# make rt-bench: QEMU's threads under host load, the seed's taskset against
+# qemu-launch's placement (several minutes); root only, never part of make
+# test. RTBENCHFLAGS="-reps 1 -duration 10s" for a quick run.
+rt-bench: deps-rt-bench build ## QEMU threads' run-queue delay, taskset against qemu-launch (root); writes docs/benchmarks.md
+	guest=$$(./test/guest/build rt) && \
+	  $(GO) run ./bench/rt -launcher bin/qemu-launch -guest "$$guest" -doc docs/benchmarks.md -plot docs/benchmarks-rt.png $(RTBENCHFLAGS)
+
+deps-rt-bench:
+	@./scripts/ensure-deps rt-bench
 
 install: build ## install into $(DESTDIR)$(PREFIX) (INSTALL_ETC_LINKS=1 for /etc/qemu-if{up,down})
 	install -d $(DESTDIR)$(LIBEXECDIR)

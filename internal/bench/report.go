@@ -153,16 +153,21 @@ plot %q using 1:5:6:7 with yerrorlines lw 2 pt 7 title "classic shell pair (ifco
 
 // Splice replaces the generated part of the document at path (between
 // Begin and End) with gen, or appends it when the markers are missing.
-func Splice(path string, gen []byte) error {
+func Splice(path string, gen []byte) error { return SpliceMarked(path, Begin, End, gen) }
+
+// SpliceMarked replaces what lies between the lines begin and end of the
+// document at path with gen, or appends the marked block when the markers
+// are not there yet; the rest of the document is kept.
+func SpliceMarked(path, begin, end string, gen []byte) error {
 	doc, err := os.ReadFile(path)
 	if err != nil && !os.IsNotExist(err) {
 		return err
 	}
-	block := append([]byte(Begin+"\n\n"), gen...)
-	block = append(block, []byte("\n"+End)...)
-	i, j := bytes.Index(doc, []byte(Begin)), bytes.Index(doc, []byte(End))
+	block := append([]byte(begin+"\n\n"), gen...)
+	block = append(block, []byte("\n"+end)...)
+	i, j := bytes.Index(doc, []byte(begin)), bytes.Index(doc, []byte(end))
 	if i >= 0 && j > i {
-		doc = append(doc[:i:i], append(block, doc[j+len(End):]...)...)
+		doc = append(doc[:i:i], append(block, doc[j+len(end):]...)...)
 	} else {
 		doc = append(doc, append(block, '\n')...)
 	}

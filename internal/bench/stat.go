@@ -92,3 +92,6 @@ func ThisMachine() Machine {
 	}
 	return m
 }
+
+// Summarize is the Stat of xs (empty: the zero Stat).
+func Summarize(xs []float64) Stat { return stat(xs) }

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/bridgeacl"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/bridgelist"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/ifconf"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/journal"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/privs"
@@ -196,6 +197,9 @@ func Run(o Options, sys *System) error {
 	// Look the bridge up before making a tap, so that a wrong name is
 	// reported as such.
 	if _, err := (bridge.Host{}).Find(conn, br); err != nil {
+		if errors.Is(err, link.ErrNotFound) {
+			return fmt.Errorf("%w (%s)", err, bridgelist.Hint(conn))
+		}
 		return err
 	}
 	gone, err := sweep(conn)

@@ -86,7 +86,7 @@ func TestRun(t *testing.T) {
 		{name: "broken include", acl: map[string]string{"bridge.conf": "allow all\ninclude lab.conf\n"}, bridge: "virbr0",
 			want: "ACL: DIR/bridge.conf:2: include: open DIR/lab.conf: no such file or directory"},
 		{name: "bridge that does not exist", acl: map[string]string{"bridge.conf": "allow all\n"}, bridge: "br9",
-			want: "bridge br9 not found"},
+			want: "bridge br9 not found (Linux bridges here: virbr0)"},
 		{name: "not a bridge", acl: map[string]string{"bridge.conf": "allow all\n"}, bridge: "veth0",
 			want: "veth0 is not a bridge (veth)"},
 	}

@@ -1,9 +1,10 @@
 // Package hostcheck tells whether a host suits a real-time guest, as the
 // real-time KVM guides set one up: the CPUs of the SCHED_FIFO vCPUs
 // isolated (isolcpus=, nohz_full=), real-time throttling off, the guest's
-// memory lockable, and QEMU's other threads kept off those CPUs. Each
-// finding is one line saying what to change; qemu-launch prints them as
-// warnings (refusals under --strict).
+// memory lockable, and QEMU's other threads, the SCHED_OTHER vCPUs and
+// other VMs' threads kept off those CPUs, where a SCHED_FIFO vCPU would
+// starve them or they it. Each finding is one line saying what to change;
+// qemu-launch prints them as warnings (refusals under --strict).
 //
 // The host is read from a root directory ("/" for this one), so the logic
 // is tested against sample /proc and /sys trees.
@@ -57,6 +58,10 @@ type Host struct {
 	HasRT               bool
 	MemlockLimit        uint64 // soft RLIMIT_MEMLOCK in bytes, Unlimited for none
 	IPCLock             bool   // CAP_IPC_LOCK: the limit does not apply
+	// VMs are the VMs other launchers run (ReadVMs); VMsUnread says why
+	// they could not be read, when they could not.
+	VMs       []RunningVM
+	VMsUnread error
 }
 
 // Read reads the host under root.
@@ -174,7 +179,8 @@ func line(path, prefix string) (string, error) {
 	return "", fmt.Errorf("%s: no %q line", path, prefix)
 }
 
-// A VCPU is a vCPU under SCHED_FIFO and the host CPUs it may run on.
+// A VCPU is a vCPU, the host CPUs it may run on and its SCHED_FIFO
+// priority (0: SCHED_OTHER).
 type VCPU struct {
 	Index int
 	CPUs  cpuset.Set
@@ -184,6 +190,8 @@ type VCPU struct {
 // A VM is what the guest asks of the host.
 type VM struct {
 	RT           []VCPU                // the vCPUs under SCHED_FIFO
+	Others       []VCPU                // the vCPUs under SCHED_OTHER
+	HostCPUs     cpuset.Set            // the CPUs QEMU may use (--cpus, HostCPUs=), where a fix may move a thread
 	EmulatorCPUs cpuset.Set            // QEMU's other threads; empty: not placed
 	IOThreads    map[string]cpuset.Set // I/O threads placed apart, by id
 	LocksMemory  bool                  // -overcommit mem-lock=on
@@ -241,19 +249,200 @@ func Check(h Host, vm VM) []string {
 		}
 		add("memory lock: the guest's memory is not locked, so page faults can stall the SCHED_FIFO vCPUs: %s", fix)
 	}
+	out = append(out, starvedVCPUs(vm, rt)...)
 	if vm.EmulatorCPUs.Empty() {
-		add("placement: QEMU's other threads (main loop, I/O, RCU, workers) may run on %s %s of the SCHED_FIFO vCPUs: put them on housekeeping CPUs with --emulator-cpus (EmulatorCPUs=)",
-			cpuWord(rt), rt)
+		fix := "put them on housekeeping CPUs with --emulator-cpus (EmulatorCPUs=)"
+		if spare := vm.HostCPUs.Minus(rt); !spare.Empty() {
+			fix = fmt.Sprintf("put them on housekeeping CPUs with --emulator-cpus %s (EmulatorCPUs=%s)", spare, spare)
+		}
+		add("placement: QEMU's other threads (main loop, I/O, RCU, workers) may run on %s %s of the SCHED_FIFO vCPUs, where %s: %s",
+			cpuWord(rt), rt, emulatorStarved, fix)
 	} else if both := intersect(vm.EmulatorCPUs, rt); !both.Empty() {
-		add("placement: QEMU's other threads share %s %s with the SCHED_FIFO vCPUs: take %s out of --emulator-cpus %s (EmulatorCPUs=)",
-			cpuWord(both), both, both, vm.EmulatorCPUs)
+		add("placement: QEMU's other threads share %s %s with the SCHED_FIFO vCPUs, where %s: take %s out of --emulator-cpus %s (EmulatorCPUs=)",
+			cpuWord(both), both, emulatorStarved, both, vm.EmulatorCPUs)
 	}
 	for _, id := range slices.Sorted(maps.Keys(vm.IOThreads)) {
 		if both := intersect(vm.IOThreads[id], rt); !both.Empty() {
-			add("placement: I/O thread %s shares %s %s with the SCHED_FIFO vCPUs: give it other CPUs", id, cpuWord(both), both)
+			cpus := "LIST"
+			if spare := vm.HostCPUs.Minus(rt); !spare.Empty() {
+				cpus = spare.String()
+			}
+			add("placement: I/O thread %s shares %s %s with the SCHED_FIFO vCPUs, where a running SCHED_FIFO vCPU keeps it waiting (and the guest's I/O on it): give it other CPUs with --iothread-cpus %s=%s ([IOThread] ID=%s CPUs=%s in a VM file)",
+				id, cpuWord(both), both, id, cpus, id, cpus)
+		}
+	}
+	out = append(out, otherVMs(h, vm)...)
+	return out
+}
+
+// emulatorStarved is what a SCHED_FIFO vCPU does to QEMU's other threads
+// on its CPU.
+const emulatorStarved = "a running SCHED_FIFO vCPU keeps them waiting (the main loop emulates the devices and, under TCG, the guest's timers: the whole guest stalls)"
+
+// starvedVCPUs finds the vCPUs that may share a CPU with a SCHED_FIFO
+// vCPU that outranks them: a SCHED_OTHER one, or one under SCHED_FIFO at
+// the same or a lower priority. The SCHED_FIFO vCPU keeps the CPU for as
+// long as it runs; the guest then waits on the other vCPU.
+func starvedVCPUs(vm VM, rt cpuset.Set) []string {
+	var out []string
+	spare := vm.HostCPUs.Minus(rt)
+	fix := func(v VCPU) string {
+		if spare.Empty() {
+			where := ""
+			if !vm.HostCPUs.Empty() {
+				where = fmt.Sprintf(" (every CPU of --cpus %s, HostCPUs=, has a SCHED_FIFO vCPU: add one)", vm.HostCPUs)
+			}
+			return fmt.Sprintf("give vCPU %d a CPU without a SCHED_FIFO vCPU%s with -vcpu %d,affinity=MASK ([VCPU] Index=%d Affinity= in a VM file)",
+				v.Index, where, v.Index, v.Index)
+		}
+		return fmt.Sprintf("give vCPU %d other CPUs: -vcpu %d,affinity=%s,prio=%d ([VCPU] Index=%d Affinity=%s in a VM file)",
+			v.Index, v.Index, spare.Mask(), v.Prio, v.Index, spare)
+	}
+	for _, o := range vm.Others {
+		var by []string
+		var on cpuset.Set
+		for _, r := range vm.RT {
+			if both := intersect(o.CPUs, r.CPUs); !both.Empty() {
+				by = append(by, fmt.Sprintf("SCHED_FIFO vCPU %d (priority %d)", r.Index, r.Prio))
+				on = union(on, both)
+			}
+		}
+		if len(by) == 0 {
+			continue
+		}
+		out = append(out, fmt.Sprintf("starvation: vCPU %d (SCHED_OTHER) may run on %s %s with %s, which keeps it off that CPU for as long as it runs: the guest waits on vCPU %d (IPIs, locks, its timers), boots slowly and answers late; %s",
+			o.Index, cpuWord(on), on, strings.Join(by, " and "), o.Index, fix(o)))
+	}
+	for i, a := range vm.RT {
+		for _, b := range vm.RT[i+1:] {
+			both := intersect(a.CPUs, b.CPUs)
+			if both.Empty() {
+				continue
+			}
+			hi, lo := a, b
+			if b.Prio > a.Prio {
+				hi, lo = b, a
+			}
+			how := fmt.Sprintf("vCPU %d waits while vCPU %d runs", lo.Index, hi.Index)
+			if a.Prio == b.Prio {
+				how = "at one priority, the one running keeps the other waiting until it blocks"
+			}
+			out = append(out, fmt.Sprintf("starvation: SCHED_FIFO vCPUs %d (priority %d) and %d (priority %d) may share %s %s: %s; give each a CPU of its own (-vcpu N,affinity=MASK; [VCPU] Affinity= in a VM file)",
+				a.Index, a.Prio, b.Index, b.Prio, cpuWord(both), both, how))
 		}
 	}
 	return out
+}
+
+// otherVMs finds the threads of other running VMs that may run on this
+// VM's SCHED_FIFO CPUs.
+func otherVMs(h Host, vm VM) []string {
+	var out []string
+	if h.VMsUnread != nil {
+		out = append(out, fmt.Sprintf("other VMs: %v, so their placement was not checked: run the check as root", h.VMsUnread))
+	}
+	for _, o := range h.VMs {
+		var vcpus, emu []string
+		var on cpuset.Set
+		minPrio := 100
+		for _, r := range vm.RT {
+			minPrio = min(minPrio, r.Prio)
+		}
+		fifo, other := false, false
+		for _, th := range o.Threads {
+			var both []cpuset.Set
+			for _, r := range vm.RT {
+				if x := intersect(th.CPUs, r.CPUs); !x.Empty() {
+					both = append(both, x)
+				}
+			}
+			if len(both) == 0 {
+				continue
+			}
+			for _, x := range both {
+				on = union(on, x)
+			}
+			desc := fmt.Sprintf("%q (%s)", th.Name, policy(th.Policy, th.Prio))
+			if isVCPUThread(th.Name) {
+				vcpus = append(vcpus, desc)
+			} else {
+				emu = append(emu, desc)
+			}
+			if th.Policy == 1 || th.Policy == 2 {
+				if th.Prio >= minPrio {
+					fifo = true
+				}
+			} else {
+				other = true
+			}
+		}
+		if on.Empty() {
+			continue
+		}
+		var which []string
+		if len(vcpus) > 0 {
+			which = append(which, "vCPU threads "+strings.Join(vcpus, ", "))
+		}
+		if len(emu) > 0 {
+			which = append(which, "emulator threads "+strings.Join(limit(emu, 4), ", "))
+		}
+		var harm []string
+		if other {
+			harm = append(harm, "this VM's SCHED_FIFO vCPUs keep its SCHED_OTHER threads waiting while they run")
+		}
+		if fifo {
+			harm = append(harm, "its real-time threads at or above this VM's priorities keep this VM's vCPUs waiting")
+		}
+		name := "a VM"
+		if o.Name != "" {
+			name = "VM " + o.Name
+		}
+		var mine []string
+		for _, r := range vm.RT {
+			if !intersect(r.CPUs, on).Empty() {
+				mine = append(mine, fmt.Sprintf("-vcpu %d,affinity=MASK,prio=%d", r.Index, r.Prio))
+			}
+		}
+		out = append(out, fmt.Sprintf("other VMs: %s (qemu-launch pid %d, QEMU pid %d) may run %s on %s %s of this VM's SCHED_FIFO vCPUs: %s. "+
+			"Give this VM's SCHED_FIFO vCPUs CPUs no other VM uses (%s; [VCPU] Affinity= in a VM file), or move that VM's threads off %s %s (its --cpus, --emulator-cpus and -vcpu affinity; HostCPUs=, EmulatorCPUs= and [VCPU] Affinity= in its VM file)",
+			name, o.Launcher, o.QEMU, strings.Join(which, " and "), cpuWord(on), on, strings.Join(harm, "; "), strings.Join(mine, " "), cpuWord(on), on))
+	}
+	return out
+}
+
+// isVCPUThread says a thread name is a vCPU's under debug-threads=on:
+// "CPU 1/KVM", "CPU 0/TCG".
+func isVCPUThread(name string) bool {
+	rest, ok := strings.CutPrefix(name, "CPU ")
+	if !ok {
+		return false
+	}
+	n, _, ok := strings.Cut(rest, "/")
+	_, err := strconv.Atoi(n)
+	return ok && err == nil
+}
+
+// limit keeps the first n names and counts the rest.
+func limit(names []string, n int) []string {
+	if len(names) <= n {
+		return names
+	}
+	return append(names[:n:n], fmt.Sprintf("and %d more", len(names)-n))
+}
+
+// policy names a policy as chrt does.
+func policy(p, prio int) string {
+	switch p {
+	case 1:
+		return fmt.Sprintf("SCHED_FIFO priority %d", prio)
+	case 2:
+		return fmt.Sprintf("SCHED_RR priority %d", prio)
+	case 3:
+		return "SCHED_BATCH"
+	case 5:
+		return "SCHED_IDLE"
+	}
+	return "SCHED_OTHER"
 }
 
 func intersect(a, b cpuset.Set) cpuset.Set { return a.Minus(a.Minus(b)) }

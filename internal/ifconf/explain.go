@@ -51,6 +51,8 @@ func settingKey(e *bridge.SettingError) Key {
 		return KeySpoofing
 	case bridge.SettingAddrs:
 		return KeyIPAddress
+	case bridge.SettingLogicalPort:
+		return KeyLogicalPort
 	}
 	return flagKeys[e.Flag]
 }

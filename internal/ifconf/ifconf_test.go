@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -152,6 +153,11 @@ func TestParseConfigErrors(t *testing.T) {
 		{"[Defaults]\nGuestMAC=52:54:00:12:34\n", `f:2: GuestMAC: "52:54:00:12:34" is not an Ethernet MAC address`},
 		{"[Defaults]\nGuestMAC=01:00:5e:00:00:01\n", `f:2: GuestMAC: 01:00:5e:00:00:01 is a multicast address, which no NIC has`},
 		{"[Defaults]\nVMName=a\"b\n", `f:2: VMName: "a\"b" has a character other than printable ASCII without quotes and backslashes`},
+		{"[Defaults]\nLogicalPort=\n", `f:2: LogicalPort: "" is not 1 to 255 characters long`},
+		{"[Defaults]\nLogicalPort=web 1\n", `f:2: LogicalPort: "web 1" has a character other than printable ASCII without spaces, quotes and backslashes`},
+		{"[Defaults]\nOVNWait=0\n", `f:2: OVNWait: "0" is not a time from 1s to 10m0s (30, 30s, 2m)`},
+		{"[Defaults]\nOVNWait=soon\n", `f:2: OVNWait: "soon" is not a time from 1s to 10m0s (30, 30s, 2m)`},
+		{"[Defaults]\nVMUUID=8f3c4a55\n", `f:2: VMUUID: "8f3c4a55" is not a UUID (8f3c4a55-1b2c-4d5e-8f90-123456789abc)`},
 	}
 	for _, tt := range tests {
 		_, err := ParseConfig("f", []byte(tt.in))
@@ -232,6 +238,35 @@ func TestHostBridgeKeys(t *testing.T) {
 	merged.Merge(s)
 	if !merged.Equal(s) {
 		t.Errorf("merged %v, want %v", merged, s)
+	}
+}
+
+// TestOVNKeys reads an OVN logical port's keys and carries them through
+// a record.
+func TestOVNKeys(t *testing.T) {
+	c, err := ParseConfig("f", []byte("[Interface]\nName=tap0\nBridge=br-int\nLogicalPort=vm-a\nOVNWait=45\nVMUUID=8F3C4A55-1B2C-4D5E-8F90-123456789ABC\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := c.Match("tap0").Settings
+	p := s.Port()
+	if p.LogicalPort != "vm-a" || p.OVNWait != 45*time.Second || p.VMUUID != "8f3c4a55-1b2c-4d5e-8f90-123456789abc" {
+		t.Errorf("port = %+v", p)
+	}
+	want := "Bridge=br-int LogicalPort=vm-a OVNWait=45s VMUUID=8f3c4a55-1b2c-4d5e-8f90-123456789abc"
+	if got := s.String(); got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+	d := openRunDir(t, filepath.Join(t.TempDir(), "run"))
+	if err := WriteRecord(d, "tap0", s); err != nil {
+		t.Fatal(err)
+	}
+	r, err := ReadRecord(d, "tap0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Settings.Equal(s) {
+		t.Errorf("record gives %v, want %v", r.Settings, s)
 	}
 }
 

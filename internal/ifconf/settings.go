@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/coreos/go-systemd/v22/unit"
 
@@ -66,6 +68,9 @@ const (
 	KeyUnicastFlood
 	KeyGuestMAC
 	KeyVMName
+	KeyLogicalPort
+	KeyOVNWait
+	KeyVMUUID
 	KeyInboundRate
 	KeyInboundBurst
 	KeyOutboundRate
@@ -172,6 +177,27 @@ var keys = [numKeys]key{
 		return nil
 	}, func(p tap.Port) string { return p.VMName },
 		func(p *tap.Port, src tap.Port) { p.VMName = src.VMName }},
+	KeyLogicalPort: {"LogicalPort", func(p *tap.Port, v string) error {
+		if err := checkLogicalPort(v); err != nil {
+			return err
+		}
+		p.LogicalPort = v
+		return nil
+	}, func(p tap.Port) string { return p.LogicalPort },
+		func(p *tap.Port, src tap.Port) { p.LogicalPort = src.LogicalPort }},
+	KeyOVNWait: {"OVNWait", func(p *tap.Port, v string) (err error) {
+		p.OVNWait, err = parseWait(v)
+		return err
+	}, func(p tap.Port) string { return p.OVNWait.String() },
+		func(p *tap.Port, src tap.Port) { p.OVNWait = src.OVNWait }},
+	KeyVMUUID: {"VMUUID", func(p *tap.Port, v string) error {
+		if !uuidRe.MatchString(v) {
+			return fmt.Errorf("%q is not a UUID (8f3c4a55-1b2c-4d5e-8f90-123456789abc)", v)
+		}
+		p.VMUUID = strings.ToLower(v)
+		return nil
+	}, func(p tap.Port) string { return p.VMUUID },
+		func(p *tap.Port, src tap.Port) { p.VMUUID = src.VMUUID }},
 	KeyInboundRate:   rateKey("InboundRate", func(p *tap.Port) *bridge.Limit { return &p.Inbound }),
 	KeyInboundBurst:  burstKey("InboundBurst", func(p *tap.Port) *bridge.Limit { return &p.Inbound }),
 	KeyOutboundRate:  rateKey("OutboundRate", func(p *tap.Port) *bridge.Limit { return &p.Outbound }),
@@ -223,6 +249,40 @@ func burstKey(name string, limit func(*tap.Port) *bridge.Limit) key {
 		return err
 	}, func(p tap.Port) string { return bridge.FormatBurst(limit(&p).Burst) },
 		func(p *tap.Port, src tap.Port) { limit(p).Burst = limit(&src).Burst }}
+}
+
+var uuidRe = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// checkLogicalPort accepts what can name an OVN logical switch port in
+// Open vSwitch's external-ids and in a log line: 1 to 255 printable ASCII
+// characters without spaces, quotes or backslashes (names and UUIDs, as
+// OpenStack and ovn-kubernetes give them).
+func checkLogicalPort(v string) error {
+	if v == "" || len(v) > 255 {
+		return fmt.Errorf("%q is not 1 to 255 characters long", v)
+	}
+	for _, r := range v {
+		if r <= 0x20 || r > 0x7e || r == '"' || r == '\\' {
+			return fmt.Errorf("%q has a character other than printable ASCII without spaces, quotes and backslashes", v)
+		}
+	}
+	return nil
+}
+
+// maxWait bounds OVNWait=: QEMU waits for qemu-ifup all that time.
+const maxWait = 10 * time.Minute
+
+// parseWait parses a wait: seconds ("30") or a duration ("30s", "2m"),
+// from 1 s to maxWait.
+func parseWait(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if n, nerr := strconv.Atoi(v); nerr == nil {
+		d, err = time.Duration(n)*time.Second, nil
+	}
+	if err != nil || d < time.Second || d > maxWait {
+		return 0, fmt.Errorf("%q is not a time from 1s to %s (30, 30s, 2m)", v, maxWait)
+	}
+	return d, nil
 }
 
 // flagKeys are the keys of the bridge port flags.

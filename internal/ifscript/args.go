@@ -68,10 +68,17 @@ func (c Command) help() string {
 		b.WriteString("  --check     exit 0 if the tap is configured as it would make it, else 1\n")
 	}
 	b.WriteString("  --help      show this help\n  --version   show the version\n\n")
-	b.WriteString("The bridge comes from qemu-launch's record in /run/qemu-tap-helpers, else\n" +
-		"QEMU_BRIDGE, else /etc/qemu-ifup.conf (QEMU_IFUP_CONFIG), else virbr0 if it\n" +
-		"exists, else the Linux bridge that carries the default route.\n" +
-		"Exit status: 0 done, 1 failed (nothing left half-changed), 2 usage.\n")
+	if c.CanCheck {
+		b.WriteString("The bridge comes from qemu-launch's record in the namespace's run directory\n" +
+			"(/run/qemu-tap-helpers/net-INODE/IFNAME.conf), else QEMU_BRIDGE, else\n" +
+			"/etc/qemu-ifup.conf (QEMU_IFUP_CONFIG), else virbr0 if it exists, else the\n" +
+			"Linux bridge that carries the default route.\n")
+	} else {
+		b.WriteString("The bridge is the one the tap is on, as the kernel (or Open vSwitch) has it;\n" +
+			"a tap already gone or on no bridge is success. qemu-launch's record for the\n" +
+			"tap is removed.\n")
+	}
+	b.WriteString("Exit status: 0 done, 1 failed (nothing left half-changed), 2 usage.\n")
 	return b.String()
 }
 

@@ -78,6 +78,10 @@ func TestMainHelpVersion(t *testing.T) {
 			!strings.HasPrefix(out.String(), "usage: "+c.Name) || errb.Len() != 0 {
 			t.Errorf("%s --help = %d, %q, %q", c.Name, code, out.String(), errb.String())
 		}
+		// Each says how it finds the bridge; only ifup chooses one.
+		if chooses := strings.Contains(out.String(), "else QEMU_BRIDGE"); chooses != c.CanCheck {
+			t.Errorf("%s --help: says how the bridge is chosen: %v, want %v\n%s", c.Name, chooses, c.CanCheck, out.String())
+		}
 		out.Reset()
 		if code := c.Main([]string{"--version"}, &System{proc.Process{Stdout: &out, Stderr: &errb}}); code != 0 ||
 			out.String() != c.Name+" devel\n" {

@@ -47,6 +47,7 @@ func (c Command) Main(args []string, sys *System) int {
 		return 0
 	}
 	if err := c.run(o, sys); err != nil {
+		err = withHint(err)
 		log := sys.logger(c.Name, o.Ifname, false)
 		log.send(journal.PriErr, err.Error(), "")
 		return 1
@@ -236,11 +237,14 @@ func up(o Options, sys *System) error {
 		return ifconf.Explain(o.Ifname, err)
 	}
 	br := port.Bridge
-	down := fmt.Sprintf("%s: warning: bridge %s is down; attaching anyway", o.Ifname, br)
+	down := fmt.Sprintf("%s: warning: bridge %s is down; attaching anyway (%s)", o.Ifname, br, downHint(br))
 	switch {
 	case o.DryRun:
 		if pl.BridgeDown {
 			fmt.Fprintln(sys.Stdout, down)
+		}
+		for _, w := range pl.Warnings {
+			fmt.Fprintf(sys.Stdout, "%s: warning: %s\n", o.Ifname, w)
 		}
 		printPlan(sys.Stdout, pl, "already a port of "+br+" as configured")
 		return nil
@@ -250,7 +254,7 @@ func up(o Options, sys *System) error {
 			diffs = append(diffs, "differs from the configuration: "+joinChanges(pl.Changes))
 		}
 		if pl.BridgeDown {
-			diffs = append(diffs, "bridge "+br+" is down")
+			diffs = append(diffs, "bridge "+br+" is down ("+downHint(br)+")")
 		}
 		if len(diffs) > 0 {
 			return fmt.Errorf("%s: %s", o.Ifname, strings.Join(diffs, "; "))
@@ -264,6 +268,9 @@ func up(o Options, sys *System) error {
 	}
 	if pl.BridgeDown {
 		log.send(journal.PriWarning, down, br)
+	}
+	for _, w := range pl.Warnings {
+		log.send(journal.PriWarning, o.Ifname+": warning: "+w, br)
 	}
 	// The tap's qemu-ifdown then locks without a new inode: it detaches
 	// the tap even from a full run directory.
@@ -371,11 +378,14 @@ const safePath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/
 // environment (QEMU_OVS_DB, else ovs-vsctl's own default, which follows
 // OVS_RUNDIR), or, when the environment is not to be trusted, with a
 // fixed PATH and nothing else.
-func (s *System) ovs() *bridge.OVS {
-	if s.Env == nil {
+func (s *System) ovs() *bridge.OVS { return ovsOf(s.Env) }
+
+// ovsOf is ovs for the environment getenv, nil when not to be trusted.
+func ovsOf(getenv func(string) string) *bridge.OVS {
+	if getenv == nil {
 		return &bridge.OVS{Env: []string{safePath}}
 	}
-	return &bridge.OVS{DB: s.Env(ifconf.EnvOVSDB)}
+	return &bridge.OVS{DB: getenv(ifconf.EnvOVSDB)}
 }
 
 func printPlan(w io.Writer, pl *tap.Plan, idle string) {

@@ -17,7 +17,8 @@ import (
 
 const usage = `usage: qemu-launch [OPTIONS] [--] QEMU-BINARY [QEMU-ARGS...]
        qemu-launch [OPTIONS] --config FILE
-       qemu-launch --check-host [OPTIONS] (--config FILE | QEMU-BINARY [QEMU-ARGS...])`
+       qemu-launch --check-host [OPTIONS] (--config FILE | QEMU-BINARY [QEMU-ARGS...])
+       qemu-launch --list [--json]`
 
 const help = usage + `
 
@@ -43,6 +44,9 @@ Options:
   --check-host            check this host for the VM's SCHED_FIFO vCPUs (isolation,
                           real-time throttling, memory lock, placement); start nothing
   --strict                the host check's warnings refuse the start (and fail --check-host)
+  --list                  list the VMs of this network namespace: state, taps, bridges,
+                          threads' CPUs and scheduling; start nothing
+  --json                  --list as JSON
   --verbose, -v           say what is done, on stderr
   --help, -h              this help
   --version               print the version
@@ -140,6 +144,8 @@ func Parse(args []string, c *Config) (done bool, err error) {
 	fs.Var(iothreads, "iothread-cpus", "")
 	fs.BoolVar(&c.CheckHost, "check-host", false, "")
 	fs.BoolVar(&c.Strict, "strict", false, "")
+	fs.BoolVar(&c.List, "list", false, "")
+	fs.BoolVar(&c.JSON, "json", false, "")
 	fs.StringVar(&c.User, "user", "", "")
 	fs.Var(&br, "bridge", "")
 	fs.StringVar(&c.IfUp, "ifup", up, "")
@@ -174,12 +180,27 @@ func Parse(args []string, c *Config) (done bool, err error) {
 	c.ShutdownTimeout, c.QMPTimeout = *shutdown, *qmpTimeout
 
 	rest := fs.Args()
+	if c.JSON && !c.List {
+		return false, &usageError{"--json goes with --list"}
+	}
+	if c.List {
+		if config != "" || len(rest) > 0 {
+			return false, &usageError{"--list takes no VM: it lists those running in this network namespace"}
+		}
+		return false, nil
+	}
 	if config != "" {
 		if len(rest) > 0 {
 			return false, &usageError{"--config takes no QEMU command line; put extra arguments in its [QEMU] section"}
 		}
 		vm, err := loadVM(config)
 		if err != nil {
+			return false, err
+		}
+		for id := range iothreads {
+			set["iothread-cpus "+id] = true
+		}
+		if err := checkFileCPUs(config, vm, set); err != nil {
 			return false, err
 		}
 		c.Binary, c.Args = vm.Binary, vm.Args()
@@ -236,17 +257,25 @@ func Main(ctx context.Context, args []string) int {
 		fmt.Fprintf(c.Stderr, "qemu-launch: %s\n%s\n", uerr.msg, usage)
 		return 2
 	case err != nil:
-		fmt.Fprintf(c.Stderr, "qemu-launch: %v\n", err)
+		printError(c.Stderr, err)
 		return 1
 	case done:
 		return 0
 	}
 	code, err := Run(ctx, &c)
 	if err != nil {
-		fmt.Fprintf(c.Stderr, "qemu-launch: %v\n", err)
+		printError(c.Stderr, err)
 		if code == 0 {
 			code = 1
 		}
 	}
 	return code
+}
+
+// printError writes err as lines starting "qemu-launch: ": one per error
+// when it joins several (every error of a VM file).
+func printError(w io.Writer, err error) {
+	for _, line := range strings.Split(err.Error(), "\n") {
+		fmt.Fprintf(w, "qemu-launch: %s\n", line)
+	}
 }

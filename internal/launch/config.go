@@ -55,6 +55,8 @@ type Config struct {
 	DryRun    bool
 	CheckHost bool // check the host for the VM's real-time vCPUs; start nothing
 	Strict    bool // the host check's warnings refuse the start
+	List      bool // list the VMs of this network namespace; start nothing
+	JSON      bool // --list as JSON
 	Verbose   bool
 
 	Stdin          io.Reader

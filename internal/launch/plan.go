@@ -37,6 +37,10 @@ type Plan struct {
 	RunDir   string   // where the tap records go
 	User     *account // nil: QEMU runs as the launcher's user
 	cfg      *Config
+	// ports are the wired taps' ports as qemu-ifup will make them;
+	// warnings what the launcher warns of before it starts QEMU.
+	ports    []tapPort
+	warnings []string
 }
 
 // Prepare checks the configuration against this host and rewrites QEMU's
@@ -123,7 +127,7 @@ func Prepare(ctx context.Context, c *Config) (*Plan, error) {
 			return nil, err
 		}
 	}
-	return &Plan{
+	p := &Plan{
 		Result:       res,
 		Binary:       c.Binary,
 		CPUs:         c.CPUs,
@@ -133,7 +137,9 @@ func Prepare(ctx context.Context, c *Config) (*Plan, error) {
 		User:         acct,
 		RunDir:       ifconf.Env{Getenv: c.Getenv}.RunDir(),
 		cfg:          c,
-	}, nil
+	}
+	p.foresee()
+	return p, nil
 }
 
 // allOnline refuses CPUs of an option that are not online.
@@ -189,6 +195,7 @@ func (p *Plan) Actions() []string {
 		a = append(a, fmt.Sprintf("write %s for qemu-ifup (netdev %s): %s",
 			filepath.Join(dir, t.Ifname+".conf"), t.ID, describeSettings(t.Settings)))
 	}
+	a = append(a, p.mtuActions()...)
 	for _, pin := range p.Pins {
 		where := "its CPUs unchanged"
 		if !pin.CPUs.Empty() {

@@ -25,6 +25,9 @@ import (
 // non-nil error is the launcher's own failure; the status is then 1, or
 // QEMU's when QEMU had already exited.
 func Run(ctx context.Context, c *Config) (int, error) {
+	if c.List {
+		return List(c)
+	}
 	if err := closeStrayFds(qemuargs.NamedFds(c.Args)); err != nil {
 		return 1, err
 	}
@@ -38,8 +41,14 @@ func Run(ctx context.Context, c *Config) (int, error) {
 	if err := p.warnHost(); err != nil {
 		return 1, err
 	}
+	for _, w := range p.warnings {
+		fmt.Fprintf(c.Stderr, "qemu-launch: warning: %s\n", w)
+	}
 	if c.DryRun {
 		return 0, p.Print(c.Stdout)
+	}
+	if code, err := p.precheck(); err != nil {
+		return code, err
 	}
 	return p.Run(ctx)
 }
@@ -215,12 +224,12 @@ func (r *run) setup(ctx context.Context) error {
 var errInterrupted = errors.New("start-up interrupted")
 
 func (r *run) connectAndPin(ctx context.Context) error {
-	qctx, qcancel := context.WithTimeout(ctx, r.cfg.qmpTimeout())
+	qctx, qcancel := context.WithTimeout(ctx, r.qmpTimeout())
 	defer qcancel()
 	c, err := qmp.New(qctx, r.qmpConn)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("QEMU did not answer on its QMP monitor within %s", r.cfg.qmpTimeout())
+			return fmt.Errorf("QEMU did not answer on its QMP monitor within %s", r.qmpTimeout())
 		}
 		return fmt.Errorf("connecting to QEMU's QMP monitor: %w", err)
 	}

@@ -73,6 +73,11 @@ func (r *rewriter) netdev(flag, val string) ([]string, error) {
 	if r.res.Name != DefaultName && !t.Settings.Has(ifconf.KeyVMName) {
 		_ = t.Settings.Set(ifconf.KeyVMName, r.res.Name, ifconf.Origin{File: "-name"})
 	}
+	// The VM's UUID (vm-uuid), where the command gives one; QEMU
+	// refuses a malformed one.
+	if r.uuid != "" && !t.Settings.Has(ifconf.KeyVMUUID) {
+		_ = t.Settings.Set(ifconf.KeyVMUUID, r.uuid, ifconf.Origin{File: "-uuid"})
+	}
 	if mac, ok := o.get("mac"); ok && flag == "nic" && !t.Settings.Has(ifconf.KeyGuestMAC) {
 		_ = t.Settings.Set(ifconf.KeyGuestMAC, mac, ifconf.Origin{File: "-nic"})
 	}

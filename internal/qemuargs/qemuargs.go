@@ -111,12 +111,13 @@ type rewriter struct {
 	lastID  string          // id of the tap netdev option just read
 	vcpus   map[int]string  // -vcpu options seen, by index
 	smp     string
+	uuid    string // the VM's -uuid, "" for none
 }
 
 // Rewrite rewrites args, the arguments after the QEMU binary.
 func Rewrite(args []string, o Options) (*Result, error) {
 	r := &rewriter{o: o, vcpus: map[int]string{}, tapIDs: map[string]bool{}}
-	r.res.Name = vmName(args)
+	r.res.Name, r.uuid = vmName(args), vmUUID(args)
 	out := make([]string, 0, len(args)+8)
 	for i := 0; i < len(args); i++ {
 		w := args[i]

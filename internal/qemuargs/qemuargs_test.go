@@ -93,6 +93,16 @@ func TestRewrite(t *testing.T) {
 			},
 		},
 		{
+			name: "the VM's -uuid goes to the records",
+			args: []string{"-uuid", "8f3c4a55-1b2c-4d5e-8f90-123456789abc", "-netdev", "tap,id=a,ifname=t0"},
+			opt:  Options{Bridge: "br-int", Settings: map[string]ifconf.Settings{"a": ifconftest.Settings(t, "LogicalPort=vm-a")}},
+			want: Result{
+				Args: append([]string{"-uuid", "8f3c4a55-1b2c-4d5e-8f90-123456789abc", "-netdev", "tap,id=a,ifname=t0" + helpers}, qmp...),
+				Name: "qemu", VCPUs: 1,
+				Taps: []Tap{{ID: "a", Ifname: "t0", Settings: ifconftest.Settings(t, "LogicalPort=vm-a", "VMUUID=8f3c4a55-1b2c-4d5e-8f90-123456789abc", "Bridge=br-int")}},
+			},
+		},
+		{
 			name: "-name after -netdev still names the tap; per-netdev settings",
 			args: []string{"--netdev", "tap,id=a,ifname=mytap", "-netdev", "tap,id=b", "-name", "guest=web"},
 			opt: Options{Bridge: "br0", Settings: map[string]ifconf.Settings{

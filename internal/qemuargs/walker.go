@@ -54,6 +54,13 @@ func values(args []string, fn func(name, val string), names ...string) {
 	}
 }
 
+// vmUUID is the VM's UUID (the last -uuid), "" for none.
+func vmUUID(args []string) string {
+	uuid := ""
+	values(args, func(_, val string) { uuid = val }, "uuid")
+	return uuid
+}
+
 // vmName finds the VM's name (the last -name, as QEMU takes it) before the
 // rewrite, as tap names derive from it wherever -name comes.
 func vmName(args []string) string {

@@ -20,6 +20,9 @@ func (vm *VM) Args() []string {
 		}
 		add("-name", n)
 	}
+	if vm.UUID != "" {
+		add("-uuid", vm.UUID)
+	}
 	if vm.Machine != "" {
 		add("-machine", vm.Machine)
 	}

@@ -27,49 +27,59 @@ func Load(path string) (*VM, error) {
 }
 
 // Parse parses a VM file; file names it in errors ("file:line: Key: ...").
+// Every error of the file is reported, one per line, so that one run
+// shows all there is to fix; an unknown key or section names the closest
+// known one.
 func Parse(file string, data []byte) (*VM, error) {
 	secs, err := unitfile.Parse(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
-	vm := &VM{Binary: DefaultBinary, Graphics: true}
+	vm := &VM{Binary: DefaultBinary, Graphics: true, Lines: map[string]int{}}
+	var errs []error
 	sawVM := false
 	for _, s := range secs {
 		p := parser{file: file, sec: s, seen: map[string]int{}}
-		var err error
+		var serr []error
 		switch s.Name {
 		case "VM":
 			if sawVM {
-				return nil, fmt.Errorf("%s:%d: second [VM] section", file, s.Line)
+				errs = append(errs, fmt.Errorf("%s:%d: second [VM] section", file, s.Line))
+				continue
 			}
 			sawVM = true
-			err = p.each(vm.set)
+			serr = p.each(vm.set)
+			for _, e := range s.Entries {
+				vm.Lines[e.Key] = e.Line
+			}
 		case "Drive":
 			var d Drive
-			if err = p.each(d.set); err == nil && d.File == "" {
-				err = fmt.Errorf("%s:%d: [Drive] without File=", file, s.Line)
+			if serr = p.each(d.set); serr == nil && d.File == "" {
+				serr = append(serr, fmt.Errorf("%s:%d: [Drive] without File=", file, s.Line))
 			}
 			vm.Drives = append(vm.Drives, d)
 		case "NIC":
 			n := NIC{ID: "net" + strconv.Itoa(len(vm.NICs))}
-			if err = p.each(func(e unitfile.Entry) error { return n.set(file, e) }); err == nil {
-				err = n.check(file, s.Line)
+			if serr = p.each(func(e unitfile.Entry) error { return n.set(file, e) }); serr == nil {
+				if err := n.check(file, s.Line); err != nil {
+					serr = append(serr, err)
+				}
 			}
 			vm.NICs = append(vm.NICs, n)
 		case "VCPU":
-			v := VCPU{Index: -1}
-			if err = p.each(v.set); err == nil && v.Index < 0 {
-				err = fmt.Errorf("%s:%d: [VCPU] without Index=", file, s.Line)
+			v := VCPU{Index: -1, Line: s.Line}
+			if serr = p.each(v.set); serr == nil && v.Index < 0 {
+				serr = append(serr, fmt.Errorf("%s:%d: [VCPU] without Index=", file, s.Line))
 			}
 			vm.VCPU = append(vm.VCPU, v)
 		case "IOThread":
-			var io IOThread
-			if err = p.each(io.set); err == nil && io.ID == "" {
-				err = fmt.Errorf("%s:%d: [IOThread] without ID=", file, s.Line)
+			io := IOThread{Line: s.Line}
+			if serr = p.each(io.set); serr == nil && io.ID == "" {
+				serr = append(serr, fmt.Errorf("%s:%d: [IOThread] without ID=", file, s.Line))
 			}
 			vm.IO = append(vm.IO, io)
 		case "QEMU":
-			err = p.each(func(e unitfile.Entry) error {
+			serr = p.each(func(e unitfile.Entry) error {
 				if e.Key != "Arguments" {
 					return errUnknownKey
 				}
@@ -78,11 +88,13 @@ func Parse(file string, data []byte) (*VM, error) {
 				return err
 			})
 		default:
-			return nil, fmt.Errorf("%s:%d: unknown section [%s] (want [VM], [Drive], [NIC], [VCPU], [IOThread] or [QEMU])", file, s.Line, s.Name)
+			errs = append(errs, fmt.Errorf("%s:%d: unknown section [%s]%s (want [VM], [Drive], [NIC], [VCPU], [IOThread] or [QEMU])",
+				file, s.Line, s.Name, didYouMean("["+s.Name+"]", sectionNames)))
 		}
-		if err != nil {
-			return nil, err
-		}
+		errs = append(errs, serr...)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	if err := vm.check(file); err != nil {
 		return nil, err
@@ -103,25 +115,31 @@ type parser struct {
 	seen map[string]int
 }
 
-func (p parser) each(set func(unitfile.Entry) error) error {
+// each applies set to every entry and returns every error, one per entry.
+func (p parser) each(set func(unitfile.Entry) error) []error {
+	var errs []error
 	for _, e := range p.sec.Entries {
 		if first, dup := p.seen[e.Key]; dup && !repeatable[e.Key] {
-			return fmt.Errorf("%s:%d: %s= given twice in [%s] (first at line %d)", p.file, e.Line, e.Key, p.sec.Name, first)
+			errs = append(errs, fmt.Errorf("%s:%d: %s= given twice in [%s] (first at line %d)", p.file, e.Line, e.Key, p.sec.Name, first))
+			continue
 		}
 		p.seen[e.Key] = e.Line
 		if err := set(e); err != nil {
 			if errors.Is(err, errUnknownKey) {
-				return fmt.Errorf("%s:%d: unknown key %s= in [%s]", p.file, e.Line, e.Key, p.sec.Name)
+				errs = append(errs, fmt.Errorf("%s:%d: unknown key %s= in [%s]%s", p.file, e.Line, e.Key, p.sec.Name,
+					didYouMean(e.Key+"=", keyNames[p.sec.Name])))
+				continue
 			}
-			return fmt.Errorf("%s:%d: %s: %w", p.file, e.Line, e.Key, err)
+			errs = append(errs, fmt.Errorf("%s:%d: %s: %w", p.file, e.Line, e.Key, err))
 		}
 	}
-	return nil
+	return errs
 }
 
 var (
 	memRe  = regexp.MustCompile(`^[0-9]+[kKmMgGtT]?$`)
 	wordRe = regexp.MustCompile(`^[A-Za-z0-9_.:+-]+$`)
+	uuidRe = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 )
 
 func (vm *VM) set(e unitfile.Entry) error {
@@ -134,6 +152,11 @@ func (vm *VM) set(e unitfile.Entry) error {
 		vm.Name, err = nonEmpty(v)
 	case "Process":
 		vm.Process, err = nonEmpty(v)
+	case "UUID":
+		if !uuidRe.MatchString(v) {
+			return fmt.Errorf("%q is not a UUID (8f3c4a55-1b2c-4d5e-8f90-123456789abc)", v)
+		}
+		vm.UUID = v
 	case "Machine":
 		vm.Machine, err = nonEmpty(v)
 	case "Accel":
@@ -240,6 +263,7 @@ func nicKey(name string) (ifconf.Key, bool) {
 	switch k {
 	case ifconf.KeyBridge, ifconf.KeyMTU, ifconf.KeyVLAN, ifconf.KeyTrunks,
 		ifconf.KeyIsolated, ifconf.KeyLearning, ifconf.KeyUnicastFlood,
+		ifconf.KeyLogicalPort, ifconf.KeyOVNWait,
 		ifconf.KeyInboundRate, ifconf.KeyInboundBurst, ifconf.KeyOutboundRate, ifconf.KeyOutboundBurst,
 		ifconf.KeySpoofing, ifconf.KeyIPAddress:
 		return k, ok
@@ -249,7 +273,7 @@ func nicKey(name string) (ifconf.Key, bool) {
 
 func (n *NIC) check(file string, line int) error {
 	if n.Script != "" && !n.Settings.IsZero() {
-		return fmt.Errorf("%s:%d: [NIC] %s: Bridge=, MTU=, HostMAC=, VLAN=, Trunks=, Isolated=, Learning=, UnicastFlood=, the rates and bursts, Spoofing= and IPAddress= are for qemu-launch's qemu-ifup; they cannot go with Script=", file, line, n.ID)
+		return fmt.Errorf("%s:%d: [NIC] %s: Bridge=, MTU=, HostMAC=, VLAN=, Trunks=, Isolated=, Learning=, UnicastFlood=, LogicalPort=, OVNWait=, the rates and bursts, Spoofing= and IPAddress= are for qemu-launch's qemu-ifup; they cannot go with Script=", file, line, n.ID)
 	}
 	return nil
 }
@@ -261,6 +285,7 @@ func (v *VCPU) set(e unitfile.Entry) error {
 		v.Index, err = number(e.Value, 0, 4095)
 	case "Affinity":
 		v.Affinity, err = cpuset.Parse(e.Value)
+		v.Line = e.Line
 	case "Priority":
 		v.Priority, err = number(e.Value, 0, 99)
 	default:
@@ -276,38 +301,40 @@ func (io *IOThread) set(e unitfile.Entry) error {
 		io.ID, err = word(e.Value)
 	case "CPUs":
 		io.CPUs, err = cpuset.ParseList(e.Value)
+		io.Line = e.Line
 	default:
 		return errUnknownKey
 	}
 	return err
 }
 
-// check looks across sections.
+// check looks across sections and returns every problem it finds.
 func (vm *VM) check(file string) error {
+	var errs []error
 	ids := map[string]bool{}
 	for _, n := range vm.NICs {
 		if ids[n.ID] {
-			return fmt.Errorf("%s: two [NIC] sections with ID=%s", file, n.ID)
+			errs = append(errs, fmt.Errorf("%s: two [NIC] sections with ID=%s", file, n.ID))
 		}
 		ids[n.ID] = true
 	}
 	if !vm.HostCPUs.Empty() && !vm.EmulatorCPUs.Minus(vm.HostCPUs).Empty() {
-		return fmt.Errorf("%s: EmulatorCPUs=%s is outside HostCPUs=%s", file, vm.EmulatorCPUs, vm.HostCPUs)
+		errs = append(errs, fmt.Errorf("%s: EmulatorCPUs=%s is outside HostCPUs=%s", file, vm.EmulatorCPUs, vm.HostCPUs))
 	}
 	ios := map[string]bool{}
 	for _, io := range vm.IO {
 		if ios[io.ID] {
-			return fmt.Errorf("%s: two [IOThread] sections with ID=%s", file, io.ID)
+			errs = append(errs, fmt.Errorf("%s: two [IOThread] sections with ID=%s", file, io.ID))
 		}
 		ios[io.ID] = true
 		if !vm.HostCPUs.Empty() && !io.CPUs.Minus(vm.HostCPUs).Empty() {
-			return fmt.Errorf("%s: [IOThread] ID=%s: CPUs=%s is outside HostCPUs=%s", file, io.ID, io.CPUs, vm.HostCPUs)
+			errs = append(errs, fmt.Errorf("%s: [IOThread] ID=%s: CPUs=%s is outside HostCPUs=%s", file, io.ID, io.CPUs, vm.HostCPUs))
 		}
 	}
 	idx := map[int]bool{}
 	for _, v := range vm.VCPU {
 		if idx[v.Index] {
-			return fmt.Errorf("%s: two [VCPU] sections with Index=%d", file, v.Index)
+			errs = append(errs, fmt.Errorf("%s: two [VCPU] sections with Index=%d", file, v.Index))
 		}
 		idx[v.Index] = true
 		n := vm.VCPUs
@@ -315,13 +342,13 @@ func (vm *VM) check(file string) error {
 			n = 1
 		}
 		if v.Index >= n {
-			return fmt.Errorf("%s: [VCPU] Index=%d: the VM has %d vCPU(s) (VCPUs=)", file, v.Index, n)
+			errs = append(errs, fmt.Errorf("%s: [VCPU] Index=%d: the VM has %d vCPU(s) (VCPUs=)", file, v.Index, n))
 		}
 		if !vm.HostCPUs.Empty() && !v.Affinity.Minus(vm.HostCPUs).Empty() {
-			return fmt.Errorf("%s: [VCPU] Index=%d: Affinity=%s is outside HostCPUs=%s", file, v.Index, v.Affinity, vm.HostCPUs)
+			errs = append(errs, fmt.Errorf("%s: [VCPU] Index=%d: Affinity=%s is outside HostCPUs=%s", file, v.Index, v.Affinity, vm.HostCPUs))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func nonEmpty(v string) (string, error) {

@@ -42,6 +42,7 @@ type VM struct {
 	Binary          string
 	Name            string
 	Process         string // -name ...,process=
+	UUID            string // -uuid
 	Machine         string
 	Accel           string
 	CPUModel        string
@@ -64,6 +65,9 @@ type VM struct {
 	VCPU   []VCPU
 	IO     []IOThread
 	Extra  []string // [QEMU] Arguments=
+
+	// Lines are the lines of the [VM] section's keys, for messages.
+	Lines map[string]int
 }
 
 // A Drive is a [Drive] section: one -drive.
@@ -76,7 +80,7 @@ type NIC struct {
 	ID, Model, MACAddress string
 	Ifname                string
 	Script, DownScript    string
-	Settings              ifconf.Settings // Bridge=, MTU=, HostMAC=, VLAN=, Trunks=, Isolated=, Learning=, UnicastFlood=, the limits, Spoofing=, IPAddress=
+	Settings              ifconf.Settings // Bridge=, MTU=, HostMAC=, VLAN=, Trunks=, Isolated=, Learning=, UnicastFlood=, LogicalPort=, OVNWait=, the limits, Spoofing=, IPAddress=
 }
 
 // An IOThread is an [IOThread] section: one -object iothread, placed on
@@ -84,6 +88,7 @@ type NIC struct {
 type IOThread struct {
 	ID   string
 	CPUs cpuset.Set // empty: with QEMU's other threads
+	Line int        // of CPUs=, else of the section, for messages
 }
 
 // A VCPU is a [VCPU] section: one -vcpu.
@@ -91,4 +96,5 @@ type VCPU struct {
 	Index    int
 	Affinity cpuset.Set
 	Priority int
+	Line     int // of Affinity=, else of the section, for messages
 }

@@ -110,6 +110,25 @@ func TestParseHostBridgeKeys(t *testing.T) {
 	}
 }
 
+// TestParseOVN: a NIC's OVN logical port goes to qemu-ifup's settings,
+// the VM's UUID to -uuid.
+func TestParseOVN(t *testing.T) {
+	vm, err := Parse("t.conf", []byte("[VM]\nUUID=8f3c4a55-1b2c-4d5e-8f90-123456789abc\n[NIC]\nID=a\nBridge=br-int\nLogicalPort=vm-a\nOVNWait=5s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]ifconf.Settings{"a": ifconftest.Settings(t, "Bridge=br-int", "LogicalPort=vm-a", "OVNWait=5s")}
+	if diff := cmp.Diff(want, vm.TapSettings()); diff != "" {
+		t.Errorf("TapSettings (-want +got):\n%s", diff)
+	}
+	if got := strings.Join(vm.Args(), " "); !strings.Contains(got, "-uuid 8f3c4a55-1b2c-4d5e-8f90-123456789abc") {
+		t.Errorf("Args() = %s, want -uuid", got)
+	}
+	if _, err := Parse("t.conf", []byte("[VM]\nUUID=vm-a\n")); err == nil || !strings.Contains(err.Error(), `UUID: "vm-a" is not a UUID`) {
+		t.Errorf("Parse of a bad UUID: %v", err)
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"[VM]\nNmae=rt\n", "vm.conf:2: unknown key Nmae= in [VM]"},
@@ -121,7 +140,7 @@ func TestParseErrors(t *testing.T) {
 		{"[VM]\n[VM]\n", "vm.conf:2: second [VM] section"},
 		{"[Network]\n", "vm.conf:1: unknown section [Network]"},
 		{"[Drive]\nFormat=raw\n", "vm.conf:1: [Drive] without File="},
-		{"[NIC]\nBridge=br0\nScript=/x\n", "vm.conf:1: [NIC] net0: Bridge=, MTU=, HostMAC=, VLAN=, Trunks=, Isolated=, Learning=, UnicastFlood=, the rates and bursts, Spoofing= and IPAddress= are for qemu-launch's qemu-ifup"},
+		{"[NIC]\nBridge=br0\nScript=/x\n", "vm.conf:1: [NIC] net0: Bridge=, MTU=, HostMAC=, VLAN=, Trunks=, Isolated=, Learning=, UnicastFlood=, LogicalPort=, OVNWait=, the rates and bursts, Spoofing= and IPAddress= are for qemu-launch's qemu-ifup"},
 		{"[NIC]\nIsolated=yes\nScript=/x\n", "vm.conf:1: [NIC] net0: Bridge=, MTU=, HostMAC="},
 		{"[NIC]\nVLAN=5000\n", `vm.conf:2: VLAN: "5000" is not a VLAN ID from 1 to 4094`},
 		{"[NIC]\nInboundRate=fast\n", `vm.conf:2: InboundRate: "fast" is not a rate in bits per second from 8K to 1T (1M is 1 Mbit/s)`},

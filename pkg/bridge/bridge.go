@@ -3,6 +3,7 @@ package bridge
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
 )
@@ -19,8 +20,14 @@ type Bridge interface {
 	// String describes the bridge in a step: its name, with its kind
 	// where a plain name could mislead ("Open vSwitch bridge ovsbr0").
 	String() string
-	// MTU is the MTU of the bridge's own interface; 0 when unknown.
-	MTU() int
+	// Kind names the bridge's kind in listings: "linux-bridge",
+	// "openvswitch".
+	Kind() string
+	// PortMTU is the MTU a port with the settings s gets when none is
+	// given: the MTU of the bridge's own interface, so that adding the
+	// port never lowers it (0 when unknown), or, for an OVN logical
+	// port, the MTU the chassis' tunnels leave.
+	PortMTU(c *link.Conn, s PortSettings) (int, error)
 	// Down reports that the bridge is set down: a port joins it all the
 	// same, as it may come up later in boot.
 	Down() bool
@@ -64,6 +71,16 @@ type PortSettings struct {
 	GuestMAC string
 	// VMName names the guest in the switch's records; "" when unknown.
 	VMName string
+	// VMUUID is the guest's UUID (QEMU's -uuid) for the switch's
+	// records; "" when unknown.
+	VMUUID string
+	// LogicalPort is the OVN logical switch port the port is, as its
+	// interface's external_ids:iface-id; "" for none. The port then
+	// joins only once OVN has installed it (see OVS.WaitInstalled).
+	LogicalPort string
+	// OVNWait bounds the wait for OVN to install a logical port; 0 is
+	// DefaultOVNWait.
+	OVNWait time.Duration
 	// Inbound limits the traffic to the guest, Outbound the traffic
 	// from it.
 	Inbound, Outbound Limit
@@ -117,6 +134,9 @@ const (
 	ActGuard
 	// ActShape sets, changes or removes the inbound limit.
 	ActShape
+	// ActWait waits for the switch to make the port live (OVN's
+	// ovn-installed); it changes nothing itself.
+	ActWait
 )
 
 // A Step is one change to a port, with all it needs to make and undo it
@@ -137,6 +157,9 @@ type Step struct {
 	// the same (a switch that recorded it, then timed out applying it):
 	// its Undo then runs too.
 	Uncertain bool
+	// Warning, when set, is what the caller is to warn of when it plans
+	// the step (a setting the host cannot honour in full).
+	Warning string
 }
 
 // A Host reaches the bridges of one host, of every kind it can ask.
@@ -172,6 +195,10 @@ type Hint struct {
 	// Anywhere asks every kind, whatever it costs; a kind that cannot be
 	// asked then has no port.
 	Anywhere bool
+	// Listing is set by a caller that only shows what it finds: a port
+	// whose kernel master says which kind has it is that kind's even when
+	// the kind cannot say which bridge (the bridge then has no name).
+	Listing bool
 }
 
 // Find returns the bridge called name, of whichever kind it is.
@@ -249,6 +276,8 @@ const (
 	SettingOutboundBurst
 	SettingSpoofing
 	SettingAddrs
+	// SettingLogicalPort is PortSettings.LogicalPort.
+	SettingLogicalPort
 )
 
 var settingNames = [...]string{
@@ -256,6 +285,7 @@ var settingNames = [...]string{
 	SettingInboundRate: "inbound rate", SettingInboundBurst: "inbound burst",
 	SettingOutboundRate: "outbound rate", SettingOutboundBurst: "outbound burst",
 	SettingSpoofing: "spoofing", SettingAddrs: "guest addresses",
+	SettingLogicalPort: "OVN logical port",
 }
 
 // A SettingError is a port setting that the bridge's kind cannot carry.

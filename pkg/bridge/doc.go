@@ -13,7 +13,8 @@
 //     (shape.go, shapeout.go).
 //   - OVSBridge (ovsbridge.go): a bridge of Open vSwitch, through
 //     ovs-vsctl (see OVS). Its ports have VLANs, an mtu_request and
-//     external-ids naming the guest.
+//     external-ids naming the guest; a port may be an OVN logical port
+//     (ovn.go), an identity of the OVS kind.
 //
 // Each kind answers the two lookups for its own bridges ("which bridge is
 // this name", "which bridge is this port on", asked through Host), checks
@@ -24,8 +25,9 @@
 //
 // Adding a kind means adding one file: a type implementing Bridge, and a
 // kind (its two lookups) that Host.kinds lists. An Open vSwitch port with
-// an identity to wait for, such as an OVN logical port
-// (external_ids:iface-id), belongs to the OVS kind: its settings go in
-// PortSettings, its writes in the OVS kind's steps, its wait in their
-// read-back (Step.Verify).
+// an identity to wait for belongs to the OVS kind. An OVN logical port
+// (PortSettings.LogicalPort) is one: its identity goes in the external-ids
+// of the OVS kind's attach, its MTU follows the chassis' tunnels
+// (PortMTU), and on an OVN chassis a last step (ActWait) waits until
+// ovn-controller has installed it, or says why not.
 package bridge

@@ -48,8 +48,11 @@ func (b *Linux) Name() string { return b.name }
 // String is the bridge's name.
 func (b *Linux) String() string { return b.name }
 
-// MTU is the MTU of the bridge's own interface.
-func (b *Linux) MTU() int { return b.mtu }
+// Kind is "linux-bridge".
+func (b *Linux) Kind() string { return "linux-bridge" }
+
+// PortMTU is the MTU of the bridge's own interface.
+func (b *Linux) PortMTU(*link.Conn, PortSettings) (int, error) { return b.mtu, nil }
 
 // Down reports whether the bridge is set down.
 func (b *Linux) Down() bool { return !b.up }
@@ -63,14 +66,18 @@ func (b *Linux) Is(o Bridge) bool {
 // Has reports whether b is port's kernel master.
 func (b *Linux) Has(port *link.Link) bool { return port.MasterIndex == b.index }
 
-// Check refuses VLANs: VLANs on Linux bridges (vlan_filtering) are not
-// implemented; and limits and guards that lack a part.
+// Check refuses VLANs, since VLANs on Linux bridges (vlan_filtering) are
+// not implemented, OVN logical ports, which are Open vSwitch ports, and
+// limits and guards that lack a part.
 func (b *Linux) Check(s PortSettings) error {
 	if err := checkGuard(s); err != nil {
 		return err
 	}
 	reason := "needs an Open vSwitch bridge and " + b.name + " is a Linux bridge: VLANs on Linux bridges (vlan_filtering) are not implemented"
 	switch {
+	case s.LogicalPort != "":
+		return &SettingError{Setting: SettingLogicalPort, Value: s.LogicalPort,
+			Reason: "needs OVN's integration bridge, an Open vSwitch bridge (br-int), and " + b.name + " is a Linux bridge"}
 	case s.VLAN != 0:
 		return &SettingError{Setting: SettingVLAN, Value: strconv.Itoa(s.VLAN), Reason: reason}
 	case !s.Trunks.IsEmpty():

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"errors"
+	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -135,4 +136,35 @@ func TestOVSTimeoutSeconds(t *testing.T) {
 // unreachableDB is a socket path nothing listens on.
 func unreachableDB(t *testing.T) string {
 	return "unix:" + filepath.Join(t.TempDir(), "db.sock")
+}
+
+func TestChassisOverhead(t *testing.T) {
+	for _, tc := range []struct {
+		encaps []string
+		ips    []string
+		want   int
+	}{
+		{nil, []string{"10.0.0.1"}, 58},
+		{[]string{"geneve"}, []string{"10.0.0.1"}, 58},
+		{[]string{"vxlan"}, []string{"10.0.0.1"}, 50},
+		{[]string{"vxlan", "geneve"}, []string{"10.0.0.1"}, 58},
+		{[]string{"geneve"}, []string{"fd00::1"}, 78},
+		{[]string{"vxlan"}, []string{"fd00::1"}, 70},
+		{[]string{"stt"}, nil, -1},
+	} {
+		c := Chassis{Encaps: tc.encaps}
+		for _, s := range tc.ips {
+			c.EncapIPs = append(c.EncapIPs, net.ParseIP(s))
+		}
+		got, err := c.Overhead()
+		if tc.want < 0 {
+			if err == nil {
+				t.Errorf("Overhead(%v) = %d, want an error", tc.encaps, got)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("Overhead(%v, %v) = %d, %v; want %d", tc.encaps, tc.ips, got, err, tc.want)
+		}
+	}
 }

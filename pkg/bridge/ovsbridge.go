@@ -11,11 +11,14 @@ import (
 
 // OVSBridge is a bridge of Open vSwitch, driven through ovs-vsctl (see
 // OVS). Its ports have VLANs, the tap's MTU as mtu_request and
-// external-ids naming the guest; they have no flags.
+// external-ids naming the guest and, for an OVN logical port, the port's
+// identity (ovn.go); they have no flags.
 type OVSBridge struct {
 	name string
 	mtu  int // of the bridge's own interface; 0 when not looked up
 	sw   *OVS
+	// chassis is this host as OVN sees it, read once by ovn.
+	chassis *chassisRead
 }
 
 var _ Bridge = (*OVSBridge)(nil)
@@ -51,11 +54,20 @@ func (k ovsKind) named(_ *link.Conn, l *link.Link) (Bridge, error) {
 // only when the hint may be an OVS bridge, or for any bridge at all,
 // since asking costs a process.
 func (k ovsKind) holding(c *link.Conn, port, master *link.Link, h Hint) (Bridge, error) {
+	ofSwitch := master != nil && master.Kind == "openvswitch"
+	if ofSwitch && h.Listing {
+		if k.sw != nil {
+			if b, err := k.bridgeOf(port.Name); err == nil && b != nil {
+				return b, nil
+			}
+		}
+		return &OVSBridge{sw: k.sw}, nil
+	}
 	if k.sw == nil {
 		return nil, nil
 	}
 	switch _, isOVS := h.Bridge.(*OVSBridge); {
-	case master != nil && master.Kind == "openvswitch":
+	case ofSwitch:
 		return k.bridgeOf(port.Name)
 	case master != nil:
 		return nil, nil
@@ -97,8 +109,25 @@ func (b *OVSBridge) Name() string { return b.name }
 // String says that the bridge is Open vSwitch's.
 func (b *OVSBridge) String() string { return "Open vSwitch bridge " + b.name }
 
-// MTU is the MTU of the bridge's own interface; 0 when unknown.
-func (b *OVSBridge) MTU() int { return b.mtu }
+// Kind is "openvswitch".
+func (b *OVSBridge) Kind() string { return "openvswitch" }
+
+// PortMTU is the MTU of the bridge's own interface (0 when unknown), or,
+// for an OVN logical port on a chassis, the MTU its tunnels leave.
+func (b *OVSBridge) PortMTU(c *link.Conn, s PortSettings) (int, error) {
+	if s.LogicalPort == "" {
+		return b.mtu, nil
+	}
+	ch, err := b.ovn()
+	if err != nil || ch == nil {
+		return b.mtu, err
+	}
+	m, err := ch.OverlayMTU(c)
+	if err != nil {
+		return 0, fmt.Errorf("MTU of OVN logical port %s: %w", s.LogicalPort, err)
+	}
+	return m.MTU, nil
+}
 
 // Down is false: a switch's bridge takes its ports whatever the state
 // of its own interface.
@@ -141,6 +170,15 @@ func (b *OVSBridge) Check(s PortSettings) error {
 // bridge of another kind), or, for a port of b already, reconfigures
 // what differs from s.
 func (b *OVSBridge) Join(c *link.Conn, port *link.Link, from Bridge, mtu int, s PortSettings) ([]Step, error) {
+	steps, err := b.join(c, port, from, mtu, s)
+	if err != nil || s.LogicalPort == "" {
+		return steps, err
+	}
+	return b.logicalPort(steps, s)
+}
+
+// join is Join without a logical port's wait.
+func (b *OVSBridge) join(c *link.Conn, port *link.Link, from Bridge, mtu int, s PortSettings) ([]Step, error) {
 	want := b.port(port.Name, mtu, s)
 	prev, ok := from.(*OVSBridge)
 	switch {
@@ -222,7 +260,7 @@ func (b *OVSBridge) Verify(_ *link.Conn, port *link.Link) error {
 }
 
 // ovsExternalIDs are the keys of external-ids the helpers set.
-var ovsExternalIDs = []string{"attached-mac", "vm-name"}
+var ovsExternalIDs = []string{"attached-mac", "iface-id", "iface-status", "vm-name", "vm-uuid"}
 
 // read reads the settings of the port called name, on b.
 func (b *OVSBridge) read(name string) (*OVSPort, error) {
@@ -243,14 +281,19 @@ func (b *OVSBridge) port(name string, mtu int, s PortSettings) OVSPort {
 	case !s.Trunks.IsEmpty():
 		op.VLANMode = VLANTrunk
 	}
-	if s.VMName != "" || s.GuestMAC != "" {
-		op.ExternalIDs = map[string]string{}
-		if s.VMName != "" {
-			op.ExternalIDs["vm-name"] = s.VMName
+	// The names Neutron and libvirt use.
+	for k, v := range map[string]string{"vm-name": s.VMName, "attached-mac": s.GuestMAC,
+		"vm-uuid": s.VMUUID, "iface-id": s.LogicalPort} {
+		if v == "" {
+			continue
 		}
-		if s.GuestMAC != "" {
-			op.ExternalIDs["attached-mac"] = s.GuestMAC
+		if op.ExternalIDs == nil {
+			op.ExternalIDs = map[string]string{}
 		}
+		op.ExternalIDs[k] = v
+	}
+	if s.LogicalPort != "" {
+		op.ExternalIDs["iface-status"] = "active"
 	}
 	return op
 }
@@ -267,6 +310,9 @@ func attachTo(b *OVSBridge, op OVSPort) string {
 	}
 	if len(v) > 0 {
 		s += " with " + strings.Join(v, " ")
+	}
+	if lsp := op.ExternalIDs["iface-id"]; lsp != "" {
+		s += " as OVN logical port " + lsp
 	}
 	return s
 }

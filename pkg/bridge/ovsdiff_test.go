@@ -32,6 +32,13 @@ func TestOVSPortWords(t *testing.T) {
 		{name: "a new guest MAC", p: PortSettings{GuestMAC: "52:54:00:12:34:56"}, attach: "Open vSwitch bridge ovsbr0",
 			have: &OVSPort{MTU: 1500},
 			from: "external-ids:attached-mac=none", to: "external-ids:attached-mac=52:54:00:12:34:56"},
+		{name: "an OVN logical port, new", p: PortSettings{LogicalPort: "vm-a", VMUUID: "8f3c4a55-1b2c-4d5e-8f90-123456789abc"},
+			attach: "Open vSwitch bridge ovsbr0 as OVN logical port vm-a"},
+		{name: "a port becomes an OVN logical port", p: PortSettings{LogicalPort: "vm-a", VMName: "web"},
+			attach: "Open vSwitch bridge ovsbr0 as OVN logical port vm-a",
+			have:   &OVSPort{MTU: 1500, ExternalIDs: map[string]string{"vm-name": "web"}},
+			from:   "external-ids:iface-id=none external-ids:iface-status=none",
+			to:     "external-ids:iface-id=vm-a external-ids:iface-status=active"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -77,6 +84,8 @@ func TestCheck(t *testing.T) {
 		{lin, PortSettings{Trunks: trunks}, "trunk VLANs 10,20 needs an Open vSwitch bridge and virbr0 is a Linux bridge: VLANs on Linux bridges (vlan_filtering) are not implemented"},
 		{ovs, PortSettings{VLAN: 10, Trunks: trunks, VMName: "web"}, ""},
 		{ovs, PortSettings{Flags: isolated}, "port flag isolated applies to ports of Linux bridges; ovsbr0 is an Open vSwitch bridge"},
+		{ovs, PortSettings{LogicalPort: "vm-a"}, ""},
+		{lin, PortSettings{LogicalPort: "vm-a"}, "OVN logical port vm-a needs OVN's integration bridge, an Open vSwitch bridge (br-int), and virbr0 is a Linux bridge"},
 	}
 	for _, tt := range tests {
 		err := tt.b.Check(tt.s)

@@ -1,6 +1,8 @@
 package link
 
 import (
+	"sort"
+
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
@@ -59,4 +61,22 @@ func (c *Conn) Delete(l *Link) error {
 	req.AddData(ifi)
 	_, err := c.roundTrip(req, 0)
 	return err
+}
+
+// NamesOfKind returns the names of the interfaces whose link kind is kind
+// ("bridge", "openvswitch"), sorted. It is for error messages, not for the
+// path of a helper that works.
+//
+// Equivalent to: ip -br link show type $kind
+func (c *Conn) NamesOfKind(kind string) ([]string, error) {
+	links, err := c.List(Filter{Kind: kind})
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(links))
+	for _, l := range links {
+		names = append(names, l.Name)
+	}
+	sort.Strings(names)
+	return names, nil
 }

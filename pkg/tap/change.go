@@ -36,12 +36,15 @@ const (
 	// OpShape sets, changes or removes the limit on the traffic to the
 	// guest.
 	OpShape
+	// OpWait waits until the switch has made the port live.
+	OpWait
 )
 
 var opNames = [...]string{
 	OpMTU: "mtu", OpMAC: "mac", OpAttach: "attach", OpPromisc: "promisc on", OpUp: "up",
 	OpPromiscOff: "promisc off", OpDetach: "detach", OpConfigure: "configure", OpFlag: "flag", OpFDB: "fdb",
 	OpGuard: "guard", OpShape: "shape",
+	OpWait: "wait",
 }
 
 func (o Op) String() string {
@@ -66,6 +69,8 @@ func opOf(a bridge.Action) Op {
 		return OpGuard
 	case bridge.ActShape:
 		return OpShape
+	case bridge.ActWait:
+		return OpWait
 	}
 	return OpFDB
 }

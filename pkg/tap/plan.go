@@ -21,6 +21,9 @@ type Plan struct {
 	// qemu-bridge-helper do (the bridge may come up later in boot), and
 	// the caller warns.
 	BridgeDown bool
+	// Warnings are what the bridge's steps ask the caller to warn of
+	// (Step.Warning): a setting the host can only partly carry out.
+	Warnings []string
 	// Changes lists the steps, in order; empty when there is nothing to do.
 	Changes []Change
 

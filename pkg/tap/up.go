@@ -43,7 +43,9 @@ func PlanUp(c *link.Conn, name string, p Port) (*Plan, error) {
 	}
 	mtu := p.MTU
 	if mtu == 0 {
-		mtu = br.MTU()
+		if mtu, err = br.PortMTU(c, p.PortSettings); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
 	}
 	steps, err := br.Join(c, l, cur, mtu, p.PortSettings)
 	if err != nil {
@@ -59,6 +61,9 @@ func PlanUp(c *link.Conn, name string, p Port) (*Plan, error) {
 	}
 	for _, s := range steps {
 		pl.Changes = append(pl.Changes, fromBridge(s))
+		if s.Warning != "" {
+			pl.Warnings = append(pl.Warnings, s.Warning)
+		}
 	}
 	// The flags a user set (dev->gflags for IFF_PROMISC), not the
 	// promiscuity a bridge adds by itself.
@@ -69,4 +74,22 @@ func PlanUp(c *link.Conn, name string, p Port) (*Plan, error) {
 		pl.Changes = append(pl.Changes, upChange())
 	}
 	return pl, nil
+}
+
+// MTU is the MTU PlanUp gives a tap that is to be the port p: p.MTU, else
+// the one its bridge gives such a port (bridge.Bridge.PortMTU). It reads
+// the bridge and changes nothing: a launcher tells the guest's NIC the
+// MTU before the tap exists.
+func MTU(c *link.Conn, p Port) (int, error) {
+	if p.MTU != 0 {
+		return p.MTU, nil
+	}
+	br, err := p.Bridges.Find(c, p.Bridge)
+	if err != nil {
+		return 0, err
+	}
+	if err := br.Check(p.PortSettings); err != nil {
+		return 0, err
+	}
+	return br.PortMTU(c, p.PortSettings)
 }

@@ -32,21 +32,32 @@ type Files struct {
 // Build runs the build script, which downloads the kernel package once and
 // rebuilds the initramfs only when its inputs changed, and returns the
 // files. The script's progress goes to log.
-func Build(log io.Writer) (Files, error) {
+func Build(log io.Writer) (Files, error) { return build(log, "test", "initrd.gz") }
+
+// BuildRT is Build for the real-time benchmark's variant, whose initramfs
+// also holds cyclictest (Config.Cyclictest).
+func BuildRT(log io.Writer) (Files, error) { return build(log, "rt", "initrd-rt.gz") }
+
+// BuildLogin builds the guest of make guest, to log into: its initramfs
+// brings the network up from the kernel's ip= (or DHCP) and offers a shell
+// on the serial console (README.md, "The first VM").
+func BuildLogin(log io.Writer) (Files, error) { return build(log, "login", "login.gz") }
+
+func build(log io.Writer, flavour, initrd string) (Files, error) {
 	root, err := nstest.ModuleRoot()
 	if err != nil {
 		return Files{}, err
 	}
 	script := filepath.Join(root, "test", "guest", "build")
 	var out bytes.Buffer
-	cmd := exec.Command(script)
+	cmd := exec.Command(script, flavour)
 	cmd.Stdout = &out
 	cmd.Stderr = log
 	if err := cmd.Run(); err != nil {
-		return Files{}, fmt.Errorf("%s: %w", script, err)
+		return Files{}, fmt.Errorf("%s %s: %w", script, flavour, err)
 	}
 	dir := strings.TrimSpace(out.String())
-	f := Files{Kernel: filepath.Join(dir, "vmlinuz"), Initrd: filepath.Join(dir, "initrd.gz")}
+	f := Files{Kernel: filepath.Join(dir, "vmlinuz"), Initrd: filepath.Join(dir, initrd)}
 	for _, p := range []string{f.Kernel, f.Initrd} {
 		if _, err := os.Stat(p); err != nil {
 			return Files{}, fmt.Errorf("guest: %s did not make %w", script, err)
@@ -61,8 +72,12 @@ func Build(log io.Writer) (Files, error) {
 type Config struct {
 	Addrs   []string // one address/prefix per NIC, eth0 first
 	Gateway string   // default route via eth0; "none" for none
-	Ping    []string // hosts to ping; default the gateway
+	Ping    []string // hosts to ping, ADDR@SIZE for SIZE bytes of ICMP data; default the gateway
 	Count   int      // echo requests per host pinged; default 3
+	// Reach makes the guest wait, before it pings a host, until the host
+	// answers one echo request (a peer still booting); that reply is
+	// the host's too.
+	Reach bool
 	// Answer makes the guest wait, before it powers off, until it has
 	// answered this many echo requests, so that the host can ping it.
 	Answer int
@@ -77,6 +92,9 @@ type Config struct {
 	// Recv is HOST:PORT: then the guest reads from HOST:PORT until it
 	// closes and reports "received N bytes from HOST:PORT in S.SSs".
 	Recv string
+	// Cyclictest, when set, makes the guest run cyclictest this long on
+	// its last vCPU before it powers off (BuildRT's guest only).
+	Cyclictest time.Duration
 }
 
 // Append is the kernel command line (QEMU's -append) for c.
@@ -94,6 +112,9 @@ func (c Config) Append() string {
 	if c.Count > 0 {
 		a = append(a, "qth.count="+strconv.Itoa(c.Count))
 	}
+	if c.Reach {
+		a = append(a, "qth.reach=1")
+	}
 	if c.Answer > 0 {
 		a = append(a, "qth.answer="+strconv.Itoa(c.Answer))
 	}
@@ -104,6 +125,9 @@ func (c Config) Append() string {
 		if kv[1] != "" {
 			a = append(a, kv[0]+"="+kv[1])
 		}
+	}
+	if c.Cyclictest > 0 {
+		a = append(a, "qth.cyclictest="+strconv.Itoa(int(c.Cyclictest.Seconds())))
 	}
 	return strings.Join(a, " ")
 }

@@ -16,6 +16,11 @@ func TestAppend(t *testing.T) {
 		{"seed", Config{}, "console=ttyS0 quiet panic=-1"},
 		{"answer", Config{Answer: 3}, "console=ttyS0 quiet panic=-1 qth.answer=3"},
 		{
+			"cyclictest, no network",
+			Config{Addrs: []string{"none"}, Gateway: "none", Ping: []string{"none"}, Cyclictest: 60 * time.Second},
+			"console=ttyS0 quiet panic=-1 qth.ip=none qth.gw=none qth.ping=none qth.cyclictest=60",
+		},
+		{
 			"two NICs",
 			Config{
 				Addrs:   []string{"192.168.122.10/24", "192.168.123.10/24"},

@@ -99,14 +99,14 @@ func TestBridgeDown(t *testing.T) {
 	e.ns.AddTap(t, "tap0")
 	e.vars = []string{"QEMU_BRIDGE=br0"}
 	r := e.run("qemu-ifup", "--quiet", "tap0")
-	if want := "qemu-ifup: tap0: warning: bridge br0 is down; attaching anyway\n"; r.code != 0 || r.stderr != want {
+	if want := "qemu-ifup: tap0: warning: bridge br0 is down; attaching anyway (start it with: ip link set br0 up)\n"; r.code != 0 || r.stderr != want {
 		t.Errorf("qemu-ifup on a down bridge: %v, want exit 0 and %q", r, want)
 	}
 	if m := e.ns.MasterName(t, e.ns.Link(t, "tap0")); m != "br0" {
 		t.Errorf("tap0: master %q, want br0", m)
 	}
 	r = e.run("qemu-ifup", "--check", "tap0")
-	if r.code != 1 || !strings.Contains(r.stderr, "tap0: bridge br0 is down") {
+	if r.code != 1 || !strings.Contains(r.stderr, "tap0: bridge br0 is down (start it with: ip link set br0 up)") {
 		t.Errorf("qemu-ifup --check on a down bridge: %v, want exit 1 naming it", r)
 	}
 	if err := e.ns.Handle.LinkSetUp(br); err != nil {

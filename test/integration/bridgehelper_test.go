@@ -57,7 +57,7 @@ func TestBridgeHelperUnprivileged(t *testing.T) {
 		{name: "16-byte bridge name", acl: "allow all\n", args: []string{"--fd=3", "--br=virbr0virbr0virb"},
 			want: `--br: invalid interface name "virbr0virbr0virb": 16 bytes, longer than 15 (usage: qemu-bridge-helper [--use-vnet] --br=BRIDGE --fd=FD)`},
 		{name: "bridge that does not exist", acl: "allow all\n", args: []string{"--fd=3", "--br=br9"},
-			want: "bridge br9 not found"},
+			want: "bridge br9 not found (Linux bridges here: virbr0)"},
 		{name: "bad --fd", acl: "allow all\n", args: []string{"--fd=9", "--br=virbr0"},
 			want: "--fd=9: not an open file descriptor (QEMU passes one end of a unix socketpair)"},
 		{name: "no socket", acl: "allow all\n", args: []string{"--fd=0", "--br=virbr0"},

@@ -145,13 +145,8 @@ func addOwnedTap(name string, owner, group uint32) error {
 // who holds the name.
 func TestCapabilityHelperSquattedLock(t *testing.T) {
 	nstest.RequireRoot(t)
-	dir := nstest.PublicDir(t)
-	acl := filepath.Join(dir, "bridge.conf")
-	if err := os.WriteFile(acl, []byte("allow virbr0\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ifup := nstest.BuildWithACL(t, dir, acl, "qemu-ifup")
-	nstest.SetCap(t, ifup, "cap_net_admin+ep")
+	_, bins := capBinaries(t, "allow virbr0\n", "qemu-ifup")
+	ifup := bins["qemu-ifup"]
 	user := nstest.Nobody(t)
 	const squatterUID = 4242
 	for _, tt := range []struct {
@@ -223,13 +218,8 @@ func TestCapabilityHelperSquattedLock(t *testing.T) {
 // QEMU with it): it goes on with a warning.
 func TestCapabilityHelperFullBacklogSquatter(t *testing.T) {
 	nstest.RequireRoot(t)
-	dir := nstest.PublicDir(t)
-	acl := filepath.Join(dir, "bridge.conf")
-	if err := os.WriteFile(acl, []byte("allow virbr0\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ifup := nstest.BuildWithACL(t, dir, acl, "qemu-ifup")
-	nstest.SetCap(t, ifup, "cap_net_admin+ep")
+	_, bins := capBinaries(t, "allow virbr0\n", "qemu-ifup")
+	ifup := bins["qemu-ifup"]
 	user := nstest.Nobody(t)
 	ns := nstest.New(t)
 	ns.AddBridge(t, "virbr0", 0)
@@ -304,4 +294,23 @@ func TestCapabilityHelperFullBacklogSquatter(t *testing.T) {
 	if m := (&env{t: t, ns: ns}).port("tap0").Master; m != "virbr0" {
 		t.Errorf("tap0's bridge %q, want virbr0", m)
 	}
+}
+
+// capBinaries builds progs, with an ACL file holding acl, into a directory
+// every user may read, and gives each the file capability
+// cap_net_admin+ep, as a package installs them. It returns the ACL file
+// and the binaries by name.
+func capBinaries(t *testing.T, acl string, progs ...string) (string, map[string]string) {
+	t.Helper()
+	dir := nstest.PublicDir(t)
+	path := filepath.Join(dir, "bridge.conf")
+	if err := os.WriteFile(path, []byte(acl), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bins := map[string]string{}
+	for _, p := range progs {
+		bins[p] = nstest.BuildWithACL(t, dir, path, p)
+		nstest.SetCap(t, bins[p], "cap_net_admin+ep")
+	}
+	return path, bins
 }

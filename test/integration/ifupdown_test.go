@@ -23,7 +23,7 @@ import (
 
 // env is a test's environment: its namespace, binaries and files.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	ns     *nstest.NS
 	bin    string
 	runDir string
@@ -179,7 +179,7 @@ func TestErrors(t *testing.T) {
 		msg  string
 	}{
 		{"no such interface", nil, []string{"tap9"}, 1, "qemu-ifup: tap9: no such interface"},
-		{"bridge not found", []string{"QEMU_BRIDGE=br9"}, []string{"tap0"}, 1, "qemu-ifup: tap0: bridge br9 not found"},
+		{"bridge not found", []string{"QEMU_BRIDGE=br9"}, []string{"tap0"}, 1, "qemu-ifup: tap0: bridge br9 not found (Linux bridges here: br1, virbr0)"},
 		{"not a bridge", []string{"QEMU_BRIDGE=veth0"}, []string{"tap0"}, 1, "qemu-ifup: tap0: veth0 is not a bridge (veth)"},
 		{"not a tap", nil, []string{"veth0"}, 1, "qemu-ifup: veth0: not a tap interface (veth)"},
 		{"on another bridge", []string{"QEMU_BRIDGE=br1"}, []string{"tap1"}, 1,

@@ -94,17 +94,8 @@ func TestJournal(t *testing.T) {
 // the helper's own (so journald's socket, and other tests', stay apart).
 func TestSecureRefusalReachesJournal(t *testing.T) {
 	nstest.RequireRoot(t)
-	dir := nstest.PublicDir(t)
-	acl := filepath.Join(dir, "bridge.conf")
-	if err := os.WriteFile(acl, []byte("allow br1\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	acl, progs := capBinaries(t, "allow br1\n", "qemu-bridge-helper", "qemu-ifup")
 	user := nstest.Nobody(t)
-	progs := map[string]string{}
-	for _, p := range []string{"qemu-bridge-helper", "qemu-ifup"} {
-		progs[p] = nstest.BuildWithACL(t, dir, acl, p)
-		nstest.SetCap(t, progs[p], "cap_net_admin+ep")
-	}
 	for _, tt := range []struct {
 		name, prog string
 		args       []string
@@ -205,8 +196,14 @@ func fakeJournal() (int, error) {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return -1, fmt.Errorf("make / private: %w", err)
 	}
-	if err := unix.Mount("tmpfs", "/run", "tmpfs", 0, "mode=755"); err != nil {
-		return -1, fmt.Errorf("mount a tmpfs on /run: %w", err)
+	// A tmpfs over /run/systemd only: the helpers under test live in a
+	// trusted directory elsewhere under /run.
+	systemd := filepath.Dir(filepath.Dir(journalSocket))
+	if err := os.MkdirAll(systemd, 0o755); err != nil {
+		return -1, err
+	}
+	if err := unix.Mount("tmpfs", systemd, "tmpfs", 0, "mode=755"); err != nil {
+		return -1, fmt.Errorf("mount a tmpfs on %s: %w", systemd, err)
 	}
 	if err := os.MkdirAll(filepath.Dir(journalSocket), 0o755); err != nil {
 		return -1, err

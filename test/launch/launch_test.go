@@ -583,7 +583,7 @@ func TestBinaryNotFound(t *testing.T) {
 	cmd := exec.Command(filepath.Join(nstest.Binaries(t), "qemu-launch"), "/nonexistent/qemu", "-m", "64")
 	cmd.Env = []string{"QEMU_TAP_HELPERS_RUNDIR=" + filepath.Join(t.TempDir(), "run")}
 	out, _ := cmd.CombinedOutput()
-	if code := cmd.ProcessState.ExitCode(); code != 127 || !strings.HasPrefix(string(out), "qemu-launch: starting /nonexistent/qemu: ") {
+	if code := cmd.ProcessState.ExitCode(); code != 127 || string(out) != "qemu-launch: QEMU binary /nonexistent/qemu: no such file or directory: check the path; QEMU not started\n" {
 		t.Errorf("exit %d, output %q; want 127 and one line naming the binary", code, out)
 	}
 }

@@ -69,6 +69,7 @@ func want(packager string) map[string]entry {
 		docDir + "/examples":                         dir,
 		docDir + "/examples/networkd":                dir,
 		docDir + "/examples/vm.conf":                 file("packaging/examples/vm.conf"),
+		docDir + "/examples/plain.conf":              file("packaging/examples/plain.conf"),
 		docDir + "/examples/virbr0-nat.nft":          file("packaging/examples/virbr0-nat.nft"),
 		docDir + "/examples/bridge.conf":             file("packaging/examples/bridge.conf"),
 		docDir + "/examples/networkd/virbr0.netdev":  file("packaging/examples/networkd/virbr0.netdev"),
@@ -344,8 +345,8 @@ func TestDeb(t *testing.T) {
 				qemu = "qemu-system"
 			}
 			// setcap (libcap2-bin) gives qemu-bridge-helper its capability.
-			if rec := qemu + ", libcap2-bin"; fields["Recommends"] != rec || fields["Suggests"] != "nftables, openvswitch-switch" {
-				t.Errorf("control Recommends %q, Suggests %q; want %q, %q", fields["Recommends"], fields["Suggests"], rec, "nftables, openvswitch-switch")
+			if rec := qemu + ", libcap2-bin"; fields["Recommends"] != rec || fields["Suggests"] != "nftables, openvswitch-switch, ovn-host" {
+				t.Errorf("control Recommends %q, Suggests %q; want %q, %q", fields["Recommends"], fields["Suggests"], rec, "nftables, openvswitch-switch, ovn-host")
 			}
 			// Static binaries: the package needs nothing.
 			for _, k := range []string{"Depends", "Pre-Depends", "Conflicts", "Breaks", "Replaces"} {
@@ -450,8 +451,8 @@ func TestRPM(t *testing.T) {
 			if got := strings.TrimSpace(string(run(t, "", nil, "rpm", "-qp", "--recommends", rpm))); qemu != "" && got != qemu {
 				t.Errorf("recommends %q, want %q", got, qemu)
 			}
-			if got := strings.TrimSpace(string(run(t, "", nil, "rpm", "-qp", "--suggests", rpm))); got != "nftables\nopenvswitch" {
-				t.Errorf("suggests %q, want nftables and openvswitch", got)
+			if got := strings.TrimSpace(string(run(t, "", nil, "rpm", "-qp", "--suggests", rpm))); got != "nftables\nopenvswitch\novn-host" {
+				t.Errorf("suggests %q, want nftables, openvswitch and ovn-host", got)
 			}
 			if got := q("%{BUILDTIME}"); got != strconv.FormatInt(b.epoch, 10) {
 				t.Errorf("build time %s, want SOURCE_DATE_EPOCH %d", got, b.epoch)

@@ -84,3 +84,54 @@ func TestVersion(t *testing.T) {
 		}
 	}
 }
+
+// TestVersionFromReleaseFile: a clone without tags takes the last release
+// from packaging/release, plus the commits since that file last changed;
+// a release tag still wins.
+func TestVersionFromReleaseFile(t *testing.T) {
+	needTools(t, "git")
+	script, err := os.ReadFile(filepath.Join(repoRoot(t), "packaging/version"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "packaging"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "packaging/version"), script, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	env := append(os.Environ(),
+		"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com",
+		"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com",
+		"GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
+	git := func(args ...string) string {
+		return strings.TrimSpace(string(run(t, dir, env, "git", args...)))
+	}
+	write := func(name, data string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		git("add", ".")
+		git("commit", "-q", "-m", name)
+	}
+	git("init", "-q")
+	steps := []struct {
+		do   func()
+		want string // %h is the abbreviated commit
+	}{
+		{func() { write("f", "one") }, "0~git1.g%h"},
+		{func() { write("packaging/release", "1.2.0\n# the last release\n") }, "1.2.0+git0.g%h"},
+		{func() { write("f", "two") }, "1.2.0+git1.g%h"},
+		{func() { write("f", "three") }, "1.2.0+git2.g%h"},
+		{func() { git("tag", "v1.3.0") }, "1.3.0"},
+	}
+	for _, s := range steps {
+		s.do()
+		got := strings.TrimSpace(string(run(t, dir, nil, "packaging/version")))
+		want := strings.ReplaceAll(s.want, "%h", git("rev-parse", "--short=8", "HEAD"))
+		if got != want {
+			t.Errorf("after %s: version %q, want %q", git("log", "-1", "--format=%s"), got, want)
+		}
+	}
+}

@@ -218,6 +218,9 @@ func TestNamespacesKeepApart(t *testing.T) {
 func TestStaleRecordAfterSIGKILL(t *testing.T) {
 	ns := nstest.New(t)
 	ns.AddBridge(t, "br0", 0)
+	// The record's bridge exists (qemu-launch checks before it starts
+	// QEMU): the tap must still not go there once the record is stale.
+	ns.AddBridge(t, "br-gone", 0)
 	base := filepath.Join(t.TempDir(), "run")
 	e := append(env(t, "QEMU_BRIDGE=br0"), "QEMU_TAP_HELPERS_RUNDIR="+base)
 	// A QEMU that never answers on QMP keeps the launcher waiting with
