@@ -317,17 +317,21 @@ func attachTo(b *OVSBridge, op OVSPort) string {
 	return s
 }
 
-// checkLimits refuses rates: this build sets none on Open vSwitch ports.
-// Open vSwitch polices what a port receives with tc's police action
-// (ingress_policing_rate), which kernels without act_police refuse, and
-// shapes what it sends with a QoS row.
+// checkLimits refuses rates: Open vSwitch limits what a port sends with
+// ingress_policing_rate, which it applies with tc's police action on a
+// cls_basic filter; on kernels without them (these build machines')
+// ovs-vswitchd logs "adding cls_basic policing action failed" and the
+// port goes unpoliced, with no error in the database. What a port
+// receives a QoS row (linux-htb) would shape; its effect with the
+// userspace datapath is not measured, so it is not offered either.
 func (b *OVSBridge) checkLimits(s PortSettings) error {
-	reason := "applies to ports of Linux bridges; limits on Open vSwitch ports (ingress_policing_rate, QoS) are not implemented, and " + b.name + " is an Open vSwitch bridge"
 	switch {
 	case s.Inbound.Set():
-		return &SettingError{Setting: SettingInboundRate, Value: FormatRate(s.Inbound.Rate), Reason: reason}
+		return &SettingError{Setting: SettingInboundRate, Value: FormatRate(s.Inbound.Rate),
+			Reason: "applies to ports of Linux bridges; " + b.name + " is an Open vSwitch bridge, for which a QoS row (linux-htb) would do it and is not implemented"}
 	case s.Outbound.Set():
-		return &SettingError{Setting: SettingOutboundRate, Value: FormatRate(s.Outbound.Rate), Reason: reason}
+		return &SettingError{Setting: SettingOutboundRate, Value: FormatRate(s.Outbound.Rate),
+			Reason: "applies to ports of Linux bridges; " + b.name + " is an Open vSwitch bridge, which polices with tc's police action (ingress_policing_rate): kernels without it, as these, leave the port unpoliced, so it is not implemented"}
 	}
 	return nil
 }
