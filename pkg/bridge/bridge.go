@@ -172,7 +172,7 @@ func (h Host) Find(c *link.Conn, name string) (Bridge, error) {
 	l, err := c.ByName(name)
 	if err != nil {
 		if errors.Is(err, link.ErrNotFound) {
-			return nil, &NotFoundError{name}
+			return nil, &NotFoundError{Name: name}
 		}
 		return nil, fmt.Errorf("look up bridge %s: %w", name, err)
 	}
@@ -219,8 +219,11 @@ func notBridge(l *link.Link) error {
 }
 
 // A NotFoundError is a bridge that does not exist; it matches
-// link.ErrNotFound, as a tap that does not exist does too.
-type NotFoundError struct{ Name string }
+// link.ErrNotFound, and errors.As tells it from a port that does not.
+type NotFoundError struct {
+	// Name is the bridge asked for.
+	Name string
+}
 
 func (e *NotFoundError) Error() string { return "bridge " + e.Name + " not found" }
 
