@@ -8,7 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/bridgelist"
-	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/bridge"
 )
 
 // privilegeHint follows an EPERM from the kernel: what the helper lacks.
@@ -19,10 +19,11 @@ const privilegeHint = " (changing a tap needs root or CAP_NET_ADMIN: run QEMU as
 // alone does not say: the privilege a refused change needs, and the
 // bridges that exist when the one asked for does not.
 func withHint(err error) error {
+	var missing *bridge.NotFoundError
 	switch {
 	case errors.Is(err, unix.EPERM) && !strings.Contains(err.Error(), "CAP_NET_ADMIN"):
 		return fmt.Errorf("%w%s", err, privilegeHint)
-	case errors.Is(err, link.ErrNotFound):
+	case errors.As(err, &missing):
 		return fmt.Errorf("%w (%s)", err, bridgelist.HintHere())
 	}
 	return err

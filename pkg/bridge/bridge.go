@@ -9,8 +9,8 @@ import (
 )
 
 // ErrNotBridge is returned (wrapped) when the interface is not a bridge
-// (a bond, a VRF, a plain NIC). A bridge that does not exist is an error
-// matching link.ErrNotFound.
+// (a bond, a VRF, a plain NIC). A bridge that does not exist is a
+// *NotFoundError.
 var ErrNotBridge = errors.New("not a bridge")
 
 // A Bridge is one bridge, of the kind its type says, as Host found it.
@@ -208,7 +208,7 @@ func (h Host) Find(c *link.Conn, name string) (Bridge, error) {
 	l, err := c.ByName(name)
 	if err != nil {
 		if errors.Is(err, link.ErrNotFound) {
-			return nil, &notFoundError{name}
+			return nil, &NotFoundError{Name: name}
 		}
 		return nil, fmt.Errorf("look up bridge %s: %w", name, err)
 	}
@@ -254,12 +254,17 @@ func notBridge(l *link.Link) error {
 	return fmt.Errorf("%s is %w (%s)", l.Name, ErrNotBridge, l.Type())
 }
 
-// notFoundError is a bridge that does not exist; it matches
-// link.ErrNotFound.
-type notFoundError struct{ name string }
+// A NotFoundError is a bridge that does not exist; it matches
+// link.ErrNotFound, and errors.As tells it from a port that does not.
+type NotFoundError struct {
+	// Name is the bridge asked for.
+	Name string
+}
 
-func (e *notFoundError) Error() string { return "bridge " + e.name + " not found" }
-func (e *notFoundError) Unwrap() error { return link.ErrNotFound }
+func (e *NotFoundError) Error() string { return "bridge " + e.Name + " not found" }
+
+// Unwrap returns link.ErrNotFound.
+func (e *NotFoundError) Unwrap() error { return link.ErrNotFound }
 
 // A Setting is one of the PortSettings.
 type Setting int

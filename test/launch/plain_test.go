@@ -1,6 +1,7 @@
 package launch
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -13,8 +14,18 @@ import (
 // no real-time host to check, TCG; its dry run is the README's first VM.
 func TestPlainExampleDryRun(t *testing.T) {
 	requireQEMU(t)
+	// Root reads a VM file only from a directory only root may write,
+	// which a checkout need not be.
+	data, err := os.ReadFile("../../packaging/examples/plain.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(nstest.TrustedDir(t), "plain.conf")
+	if err := os.WriteFile(conf, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	bin := nstest.Binaries(t)
-	cmd := exec.Command(filepath.Join(bin, "qemu-launch"), "--dry-run", "--config", "../../packaging/examples/plain.conf")
+	cmd := exec.Command(filepath.Join(bin, "qemu-launch"), "--dry-run", "--config", conf)
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "QEMU_TAP_HELPERS_RUNDIR=/run/t"}
 	var stderr strings.Builder
 	cmd.Stderr = &stderr

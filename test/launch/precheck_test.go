@@ -60,7 +60,7 @@ func TestRefusedBeforeQEMU(t *testing.T) {
 // line and the key (the user typed no --cpus), with every other error of
 // the file in the same run.
 func TestVMFileErrors(t *testing.T) {
-	conf := filepath.Join(t.TempDir(), "rt.conf")
+	conf := filepath.Join(nstest.TrustedDir(t), "rt.conf")
 	const file = "[VM]\nName=rt\nHostCPUs=1000,1001\nMemroy=512M\n\n[NIC]\nBrigde=virbr0\n"
 	if err := os.WriteFile(conf, []byte(file), 0o644); err != nil {
 		t.Fatal(err)
