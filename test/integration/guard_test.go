@@ -1,13 +1,16 @@
 package integration
 
 import (
+	"bytes"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/nstest"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/bridge"
 )
 
@@ -143,5 +146,52 @@ func TestGuardAndLimits(t *testing.T) {
 	want := "qemu-ifup: tap0: Spoofing=deny needs the guest's MAC, which is not known (GuestMAC= gives it, as does the VM file's MACAddress=)\n"
 	if r.code != 1 || r.stderr != want {
 		t.Errorf("Spoofing=deny without a guest MAC: %v, want %q", r, want)
+	}
+}
+
+// TestGuardConcurrent: eight ifups with rules and limits at once, each its
+// own nftables transaction on one table, then eight ifdowns at once.
+func TestGuardConcurrent(t *testing.T) {
+	const n = 8
+	e := newEnv(t)
+	e.ns.AddBridge(t, "virbr0", 0)
+	for i := range n {
+		e.ns.AddTap(t, "tap"+strconv.Itoa(i))
+	}
+	e.writeConfig(guardConfig)
+	all := func(prog string) {
+		t.Helper()
+		var wg sync.WaitGroup
+		results := make([]result, n)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var out, errb bytes.Buffer
+				cmd := e.cmd(prog, "tap"+strconv.Itoa(i))
+				cmd.Stdout, cmd.Stderr = &out, &errb
+				code, err := nstest.ExitStatus(e.ns.Run(cmd))
+				results[i] = result{code: code, stdout: out.String(), stderr: errb.String()}
+				if err != nil {
+					results[i].stderr += err.Error()
+				}
+			}()
+		}
+		wg.Wait()
+		for i, r := range results {
+			if r.code != 0 {
+				t.Errorf("%s tap%d: %v", prog, i, r)
+			}
+		}
+	}
+	all("qemu-ifup")
+	s := e.guardState()
+	if s.chains["ports"] != n || len(s.chains) != n+1 || len(s.tbfs) != 2*n || len(s.ifbs) != n {
+		t.Errorf("after %d ifups at once: %d jumps, %d chains, %d tbf qdiscs, %d ifb devices; want %d, %d, %d, %d",
+			n, s.chains["ports"], len(s.chains), len(s.tbfs), len(s.ifbs), n, n+1, 2*n, n)
+	}
+	all("qemu-ifdown")
+	if s := e.guardState(); len(s.chains) != 1 || s.chains["ports"] != 0 || len(s.tbfs) != 0 || len(s.ifbs) != 0 {
+		t.Errorf("after %d ifdowns at once: %+v, want the empty base chain alone", n, s)
 	}
 }
