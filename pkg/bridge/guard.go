@@ -472,3 +472,33 @@ func l4proto(p byte) []expr.Any {
 }
 
 func be16(v uint16) []byte { return []byte{byte(v >> 8), byte(v)} }
+
+// Leftovers returns the steps that remove what the bridges keep for a
+// port whose device no longer exists: a Linux bridge's rules for it and
+// the ifb device they name. None when nothing is kept, or when nftables
+// cannot be asked.
+func (h Host) Leftovers(c *link.Conn, port string) []Step {
+	nc, err := nft(c)
+	if err != nil {
+		return nil
+	}
+	g, err := readGuards(nc)
+	if err != nil || g.jumps[port] == nil {
+		return nil
+	}
+	return []Step{{
+		Action: ActGuard,
+		Desc:   "remove the rules of the vanished " + port,
+		Apply: func(c *link.Conn, _ *link.Link) error {
+			nc, err := nft(c)
+			if err != nil {
+				return err
+			}
+			delPort(nc, port, g.jumps[port])
+			if err := nc.Flush(); err != nil {
+				return fmt.Errorf("remove the rules of %s: %w", port, err)
+			}
+			return delIfbs(c, []string{port}, g)
+		},
+	}}
+}

@@ -14,7 +14,8 @@ import (
 // changes: QEMU may have removed it already, or a crashed QEMU never ran
 // the down-script. A bridge that keeps a port whose device vanished (a
 // switch's does) has it removed, so the port never outlives the guest;
-// p.Bridge, the bridge ifup was given, says where to look.
+// p.Bridge, the bridge ifup was given, says where to look. What bridges
+// keep for a vanished tap beyond its port is removed too.
 func PlanDown(c *link.Conn, name string, p Port) (*Plan, error) {
 	l, err := getTap(c, name)
 	gone := errors.Is(err, link.ErrNotFound)
@@ -31,6 +32,11 @@ func PlanDown(c *link.Conn, name string, p Port) (*Plan, error) {
 	pl := &Plan{Tap: name, Gone: gone, link: l}
 	if !gone && p.Promisc && l.Promisc() {
 		pl.Changes = append(pl.Changes, promiscChange(false))
+	}
+	if gone {
+		for _, s := range p.Bridges.Leftovers(c, name) {
+			pl.Changes = append(pl.Changes, fromBridge(s))
+		}
 	}
 	if cur == nil {
 		return pl, nil

@@ -141,6 +141,23 @@ func TestGuardAndLimits(t *testing.T) {
 		t.Errorf("after a failed ifup: %+v, want nothing left", s)
 	}
 
+	// A tap that vanished before its ifdown: the ifdown removes its rules
+	// and its ifb device all the same.
+	e.ns.AddTap(t, "tap2")
+	if r := e.run("qemu-ifup", "tap2"); r.code != 0 {
+		t.Fatalf("qemu-ifup tap2: %v", r)
+	}
+	if err := e.ns.Handle.LinkDel(e.ns.Link(t, "tap2")); err != nil {
+		t.Fatal(err)
+	}
+	r = e.run("qemu-ifdown", "tap2")
+	if r.code != 0 || !strings.Contains(r.stderr, "qemu-ifdown: tap2: remove the rules of the vanished tap2\n") {
+		t.Errorf("qemu-ifdown of a vanished tap2: %v", r)
+	}
+	if s := e.guardState(); len(s.chains) != 1 || s.chains["ports"] != 0 || len(s.ifbs) != 0 {
+		t.Errorf("after the ifdown of a vanished tap: %+v, want nothing left", s)
+	}
+
 	e.writeConfig("[Interface]\nName=tap*\nBridge=virbr0\nSpoofing=deny\n")
 	r = e.run("qemu-ifup", "tap0")
 	want := "qemu-ifup: tap0: Spoofing=deny needs the guest's MAC, which is not known (GuestMAC= gives it, as does the VM file's MACAddress=)\n"
