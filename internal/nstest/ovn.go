@@ -111,6 +111,10 @@ func NewOVNLab(t testing.TB, encap string) *OVNLab {
 		}
 		l.start(t, "ovsdb-server", append(args, "--no-chdir", "-vconsole:off",
 			"--log-file="+filepath.Join(dir, db.name+".log"))...)
+		// A daemon in the foreground listens a moment after it starts;
+		// ovn-nbctl and ovn-northd do not wait for a socket that is not
+		// there yet.
+		waitSocket(t, filepath.Join(dir, db.name+".sock"))
 	}
 	l.start(t, "ovn-northd", "--ovnnb-db="+l.NB, "--ovnsb-db="+l.SB,
 		"--unixctl="+filepath.Join(dir, "northd.ctl"), "--no-chdir", "-vconsole:off",
@@ -146,6 +150,22 @@ func (l *OVNLab) start(t testing.TB, name string, args ...string) {
 		t.Fatalf("start %s: %v", name, err)
 	}
 	l.procs = append(l.procs, cmd)
+}
+
+// waitSocket waits until a unix socket exists at path, for at most 30 s.
+func waitSocket(t testing.TB, path string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		fi, err := os.Stat(path)
+		if err == nil && fi.Mode()&os.ModeSocket != 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no socket at %s after 30 s", path)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // Nbctl runs ovn-nbctl against the northbound database and returns its
