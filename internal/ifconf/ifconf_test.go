@@ -223,17 +223,7 @@ func TestHostBridgeKeys(t *testing.T) {
 	if got := s.String(); got != want {
 		t.Errorf("String() = %q, want %q", got, want)
 	}
-	d := openRunDir(t, filepath.Join(t.TempDir(), "run"))
-	if err := WriteRecord(d, "tap0", s); err != nil {
-		t.Fatal(err)
-	}
-	r, err := ReadRecord(d, "tap0", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !r.Settings.Equal(s) {
-		t.Errorf("record gives %v, want %v", r.Settings, s)
-	}
+	checkRecordKeeps(t, s)
 	var merged Settings
 	merged.Merge(s)
 	if !merged.Equal(s) {
@@ -257,6 +247,13 @@ func TestOVNKeys(t *testing.T) {
 	if got := s.String(); got != want {
 		t.Errorf("String() = %q, want %q", got, want)
 	}
+	checkRecordKeeps(t, s)
+}
+
+// checkRecordKeeps writes s to tap0's record and checks that reading the
+// record back gives s.
+func checkRecordKeeps(t *testing.T, s Settings) {
+	t.Helper()
 	d := openRunDir(t, filepath.Join(t.TempDir(), "run"))
 	if err := WriteRecord(d, "tap0", s); err != nil {
 		t.Fatal(err)

@@ -3,25 +3,11 @@ package kvm
 import (
 	"errors"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-)
 
-func sample(t *testing.T, files map[string]string) string {
-	t.Helper()
-	root := t.TempDir()
-	for rel, data := range files {
-		p := filepath.Join(root, rel)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return root
-}
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/nstest"
+)
 
 func TestCheck(t *testing.T) {
 	const (
@@ -42,7 +28,7 @@ func TestCheck(t *testing.T) {
 		{"no flags line", map[string]string{DevicePath: "", CPUInfoPath: "processor : 0\n"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := Check(sample(t, tc.files), false)
+			err := Check(nstest.Tree(t, tc.files), false)
 			var p *Problem
 			switch {
 			case tc.want == "" && err != nil:

@@ -159,7 +159,7 @@ func ListVMs(base string, ovs *bridge.OVS) ([]ListedVM, error) {
 		}
 		if v.State != StateStale {
 			v.State = StateStarting
-			if qpid := childOf(pid); qpid > 0 {
+			if qpid := sched.FirstChild(pid); qpid > 0 {
 				v.State, v.PID = StateRunning, qpid
 				v.Uptime = uptime(qpid)
 				v.Threads = threads(qpid)
@@ -183,24 +183,6 @@ func ListVMs(base string, ovs *bridge.OVS) ([]ListedVM, error) {
 func isLauncher(pid int) bool {
 	comm, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
 	return err == nil && strings.TrimSpace(string(comm)) == "qemu-launch"
-}
-
-// childOf returns the first child of process pid (QEMU, for a launcher),
-// 0 for none: /proc/PID/task/TID/children of each of its threads.
-func childOf(pid int) int {
-	tids, err := sched.Threads(pid)
-	if err != nil {
-		return 0
-	}
-	for _, tid := range tids {
-		data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, tid))
-		for _, f := range strings.Fields(string(data)) {
-			if child, err := strconv.Atoi(f); err == nil {
-				return child
-			}
-		}
-	}
-	return 0
 }
 
 // clockTicks is USER_HZ, the unit of /proc's start times: 100 on Linux.

@@ -10,6 +10,8 @@ import (
 	"strconv"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/filekind"
 )
 
 // A TooBigError says a file is larger than its reader allows.
@@ -50,7 +52,7 @@ func ReadFileChecked(path string, limit int64, check func(fs.FileInfo) error) ([
 		return nil, err
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file but %s", path, kind(fi.Mode()))
+		return nil, fmt.Errorf("%s: not a regular file but %s", path, filekind.Of(fi.Mode()))
 	}
 	if check != nil {
 		if err := check(fi); err != nil {
@@ -125,23 +127,6 @@ func (d *Dir) Remove(name string) error {
 		return fmt.Errorf("remove %s: %w", filepath.Join(d.Path, name), err)
 	}
 	return nil
-}
-
-// kind names a file type for messages.
-func kind(m fs.FileMode) string {
-	switch m.Type() {
-	case fs.ModeDir:
-		return "a directory"
-	case fs.ModeNamedPipe:
-		return "a FIFO"
-	case fs.ModeSocket:
-		return "a socket"
-	case fs.ModeSymlink:
-		return "a symlink"
-	case fs.ModeDevice, fs.ModeDevice | fs.ModeCharDevice:
-		return "a device"
-	}
-	return "not a regular file"
 }
 
 // newFile wraps fd, opened with O_NONBLOCK so that opening a FIFO cannot

@@ -31,6 +31,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/filekind"
 )
 
 // A Dir is the open run directory of the calling thread's network
@@ -289,7 +291,7 @@ func openAt(fd int, dir, name string, flags int) (*os.File, error) {
 	}
 	if !fi.Mode().IsRegular() {
 		f.Close()
-		return nil, fmt.Errorf("%s: not a regular file but %s", path, kind(fi.Mode()))
+		return nil, fmt.Errorf("%s: not a regular file but %s", path, filekind.Of(fi.Mode()))
 	}
 	return f, nil
 }

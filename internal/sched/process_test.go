@@ -2,6 +2,7 @@ package sched
 
 import (
 	"errors"
+	"os"
 	"os/exec"
 	"testing"
 
@@ -47,5 +48,16 @@ func TestSetOnlyOwnThreads(t *testing.T) {
 	}
 	if th, err := Read(ours, ours); err != nil || !th.CPUs.Equal(one) || th.Policy != Other {
 		t.Errorf("own thread after Set: %v, %v; want CPUs %s under SCHED_OTHER", th, err, one)
+	}
+}
+
+// TestFirstChild: a process with one child shows it, one without shows 0.
+func TestFirstChild(t *testing.T) {
+	child := sleeper(t)
+	if got := FirstChild(os.Getpid()); got != child {
+		t.Errorf("FirstChild(self) = %d, want %d", got, child)
+	}
+	if got := FirstChild(child); got != 0 {
+		t.Errorf("FirstChild(sleep) = %d, want 0", got)
 	}
 }

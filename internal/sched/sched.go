@@ -161,3 +161,22 @@ func Threads(pid int) ([]int, error) {
 	}
 	return tids, nil
 }
+
+// FirstChild returns the first child of process pid (QEMU, for a
+// launcher) as /proc/PID/task/TID/children of its threads lists it; 0
+// while it has none.
+func FirstChild(pid int) int {
+	tids, err := Threads(pid)
+	if err != nil {
+		return 0
+	}
+	for _, tid := range tids {
+		data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, tid))
+		for _, f := range strings.Fields(string(data)) {
+			if child, err := strconv.Atoi(f); err == nil {
+				return child
+			}
+		}
+	}
+	return 0
+}

@@ -21,6 +21,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/filekind"
 )
 
 // maxLinks bounds the symlinks followed, as the kernel's own 40.
@@ -96,7 +98,7 @@ func check(path string) error {
 			return fmt.Errorf("%s: %w", p, syscall.ENOTDIR)
 		}
 		if len(rest) == 0 && !fi.Mode().IsRegular() {
-			return errors.New("not a regular file but " + kind(fi.Mode()))
+			return errors.New("not a regular file but " + filekind.Of(fi.Mode()))
 		}
 		if err := judge(path, p, fi); err != nil {
 			return err
@@ -104,21 +106,6 @@ func check(path string) error {
 		dir = p
 	}
 	return nil
-}
-
-// kind names a file type that is not a regular file.
-func kind(m fs.FileMode) string {
-	switch m.Type() {
-	case fs.ModeDir:
-		return "a directory"
-	case fs.ModeNamedPipe:
-		return "a FIFO"
-	case fs.ModeSocket:
-		return "a socket"
-	case fs.ModeDevice, fs.ModeDevice | fs.ModeCharDevice:
-		return "a device"
-	}
-	return "another kind of file"
 }
 
 func split(p string) []string {

@@ -3,7 +3,6 @@ package e2e
 import (
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -82,7 +81,7 @@ func waitPlaced(t *testing.T, v *vm) int {
 		if v.exited() {
 			t.Fatalf("qemu-launch exited\nstderr:\n%s", v.stderr.String())
 		}
-		if pid := childOf(v.cmd.Process.Pid); pid > 0 {
+		if pid := sched.FirstChild(v.cmd.Process.Pid); pid > 0 {
 			tids, _ := sched.Threads(pid)
 			for _, tid := range tids {
 				if th, err := sched.Read(pid, tid); err == nil && th.Name == "CPU 1/TCG" && th.Policy == sched.FIFO {
@@ -93,22 +92,5 @@ func waitPlaced(t *testing.T, v *vm) int {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Fatalf("vCPU 1 not under SCHED_FIFO within %v\nstderr:\n%s", bootTimeout, v.stderr.String())
-	return 0
-}
-
-// childOf is the first child of pid, 0 while it has none.
-func childOf(pid int) int {
-	tids, err := sched.Threads(pid)
-	if err != nil {
-		return 0
-	}
-	for _, tid := range tids {
-		data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, tid))
-		for _, f := range strings.Fields(string(data)) {
-			if c, err := strconv.Atoi(f); err == nil {
-				return c
-			}
-		}
-	}
 	return 0
 }
