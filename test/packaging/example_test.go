@@ -45,7 +45,7 @@ func TestExampleQemuIfupConf(t *testing.T) {
 	for _, r := range c.Rules {
 		pats = append(pats, r.Patterns)
 	}
-	if w := [][]string{{"rt-*", "vm7-*"}, {"lab*"}}; !slices.EqualFunc(pats, w, slices.Equal) {
+	if w := [][]string{{"rt-*", "vm7-*"}, {"lab*"}, {"shared*"}}; !slices.EqualFunc(pats, w, slices.Equal) {
 		t.Errorf("uncommented: rules for %v, want %v", pats, w)
 	}
 	if r := c.Match("rt-vm1-0"); r == nil || r.Line != c.Rules[0].Line {
