@@ -107,7 +107,10 @@ func TestOVNLogicalPortRefused(t *testing.T) {
 		if got := lines(r.stderr); r.code != 1 || len(got) == 0 || got[len(got)-1] != tc.want {
 			t.Errorf("qemu-ifup with %q: %v, want last line %q", tc.config, r, tc.want)
 		}
-		if p := e.port("tap0"); p != before {
+		// The undo removes the port without waiting for ovs-vswitchd (it
+		// may be why the change failed); ovs-vswitchd hands the tap's
+		// promiscuous mode back when it lets go of the port, a moment later.
+		if p := settled(e, "tap0", before); p != before {
 			t.Errorf("tap0 after the failure = %+v, want %+v", p, before)
 		}
 		if ports := hv.Vsctl(t, "list-ports", "br-int"); slices.Contains(strings.Fields(ports), "tap0") {
@@ -217,4 +220,17 @@ func ovnTimes(b *testing.B, hv *nstest.Hypervisor, port string) (added, installe
 		b.Fatalf("ovs-vswitchd.log does not say it added %s", port)
 	}
 	return added, time.UnixMilli(ts)
+}
+
+// settled returns the port's state once it is want, or as it is after 10 s.
+func settled(e *env, name string, want nstest.Port) nstest.Port {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		p := e.port(name)
+		if p == want || time.Now().After(deadline) {
+			return p
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
