@@ -5,7 +5,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -72,20 +71,7 @@ func run(bin, empty, imports string, rounds int, scales string, load, loadRounds
 	if err != nil {
 		return err
 	}
-	rel := ""
-	if plot != "" {
-		if err := res.Plot(plot); err != nil {
-			return err
-		}
-		rel = filepath.Base(plot)
-	}
-	var md bytes.Buffer
-	res.Markdown(&md, rel)
-	os.Stdout.Write(md.Bytes())
-	if doc != "" {
-		return bench.Splice(doc, md.Bytes())
-	}
-	return nil
+	return bench.Write(res, plot, doc, bench.Begin, bench.End)
 }
 
 // runRates measures the accuracy of the limits at each rate of list and

@@ -7,7 +7,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -84,18 +83,5 @@ func run(c rtbench.Config, load, save, doc, plot string) error {
 			return err
 		}
 	}
-	rel := ""
-	if plot != "" {
-		if err := res.Plot(plot); err != nil {
-			return err
-		}
-		rel = filepath.Base(plot)
-	}
-	var md bytes.Buffer
-	res.Markdown(&md, rel)
-	os.Stdout.Write(md.Bytes())
-	if doc != "" {
-		return bench.SpliceMarked(doc, rtbench.Begin, rtbench.End, md.Bytes())
-	}
-	return nil
+	return bench.Write(res, plot, doc, rtbench.Begin, rtbench.End)
 }

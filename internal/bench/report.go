@@ -119,16 +119,8 @@ func (r *Results) Plot(png string) error {
 		fmt.Fprintf(&data, "%d %f %f %f %f %f %f %f %f %f\n", s.Links, o.Median, o.P25, o.P75,
 			sh.Median, sh.P25, sh.P75, in.Median, in.P25, in.P75)
 	}
-	dir, err := os.MkdirTemp("", "qth-plot-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	dat := filepath.Join(dir, "scale.dat")
-	if err := os.WriteFile(dat, data.Bytes(), 0o644); err != nil {
-		return err
-	}
-	script := fmt.Sprintf(`set terminal pngcairo size 720,420 font "sans,10"
+	return Gnuplot(data.Bytes(), func(dat string) string {
+		return fmt.Sprintf(`set terminal pngcairo size 720,420 font "sans,10"
 set output %q
 set title "One ifup + ifdown pair against interfaces in the namespace"
 set xlabel "interfaces in the namespace (a quarter of them ports of virbr0)"
@@ -143,10 +135,51 @@ plot %q using 1:5:6:7 with yerrorlines lw 2 pt 7 title "classic shell pair (ifco
      floor with lines dt 2 lw 2 title "empty Go pair (floor, at 10 interfaces)", \
      %q using 1:8:9:10 with yerrorlines lw 2 pt 9 title "the same changes in-process (the kernel's share)"
 `, png, r.Pair[floorName].Median, dat, dat, dat)
+	})
+}
+
+// Gnuplot writes data to a temporary file and runs gnuplot on the script
+// that script makes of that file's path.
+func Gnuplot(data []byte, script func(dat string) string) error {
+	dir, err := os.MkdirTemp("", "qth-plot-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	dat := filepath.Join(dir, "plot.dat")
+	if err := os.WriteFile(dat, data, 0o644); err != nil {
+		return err
+	}
 	cmd := exec.Command("gnuplot")
-	cmd.Stdin = strings.NewReader(script)
+	cmd.Stdin = strings.NewReader(script(dat))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("gnuplot: %v: %s", err, out)
+	}
+	return nil
+}
+
+// Report is what Write needs of a bench's results.
+type Report interface {
+	Plot(png string) error
+	Markdown(w io.Writer, plot string)
+}
+
+// Write draws res's plot into plot (none when empty), prints its Markdown
+// on stdout and puts it into doc between begin and end (none when doc is
+// empty).
+func Write(res Report, plot, doc, begin, end string) error {
+	rel := ""
+	if plot != "" {
+		if err := res.Plot(plot); err != nil {
+			return err
+		}
+		rel = filepath.Base(plot)
+	}
+	var md bytes.Buffer
+	res.Markdown(&md, rel)
+	os.Stdout.Write(md.Bytes())
+	if doc != "" {
+		return SpliceMarked(doc, begin, end, md.Bytes())
 	}
 	return nil
 }

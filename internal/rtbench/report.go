@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -233,16 +231,8 @@ func (r *Results) Plot(png string) error {
 		}
 		data.WriteByte('\n')
 	}
-	dir, err := os.MkdirTemp("", "qth-rt-plot-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	dat := filepath.Join(dir, "rq.dat")
-	if err := os.WriteFile(dat, data.Bytes(), 0o644); err != nil {
-		return err
-	}
-	script := fmt.Sprintf(`set terminal pngcairo size 760,420 font "sans,10"
+	return bench.Gnuplot(data.Bytes(), func(dat string) string {
+		return fmt.Sprintf(`set terminal pngcairo size 760,420 font "sans,10"
 set output %q
 set title "QEMU threads' run-queue delay under stress-ng on every CPU (TCG, %v runs, %d each)"
 set ylabel "s waiting per minute of run (median; bars: min - max)"
@@ -258,10 +248,5 @@ plot %q using 2:3:4:xtic(1) title "(a) taskset", \
      '' using 5:6:7 title "(b) qemu-launch -vcpu", \
      '' using 8:9:10 title "(c) (b) + --emulator-cpus"
 `, png, r.Cfg.Duration, r.Cfg.Reps, dat)
-	cmd := exec.Command("gnuplot")
-	cmd.Stdin = strings.NewReader(script)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("gnuplot: %v: %s", err, out)
-	}
-	return nil
+	})
 }
