@@ -54,20 +54,7 @@ func TestKVMUnusable(t *testing.T) {
 		t.Errorf("--check-host printed %q, want the line %q", out, finding)
 	}
 
-	for _, strict := range []bool{false, true} {
-		c, out := testConfig()
-		var stderr bytes.Buffer
-		c.Stderr, c.hostRoot = &stderr, root
-		c.Binary, c.DryRun, c.Strict = "/nonexistent/qemu", true, strict
-		c.Args = []string{"-accel", "kvm", "-m", "512"}
-		code, err := Run(context.Background(), c)
-		if stderr.String() != "qemu-launch: warning: "+finding+"\n" {
-			t.Errorf("strict %v: stderr %q, want the KVM warning", strict, stderr.String())
-		}
-		if strict != (code == 1 && err != nil && out.Len() == 0) {
-			t.Errorf("strict %v: Run = %d, %v (output %q)", strict, code, err, out)
-		}
-	}
+	warnsThenRefuses(t, root, []string{"-accel", "kvm", "-m", "512"}, "qemu-launch: warning: "+finding+"\n")
 
 	c, _ = testConfig()
 	var stderr bytes.Buffer

@@ -323,12 +323,20 @@ func TestHostCheckAtStart(t *testing.T) {
 		"proc/self/status":                    "CapEff:\t0000000000000000\n",
 	})
 	const warning = "qemu-launch: warning: memory lock: the guest's 2 GiB cannot be locked under RLIMIT_MEMLOCK 8 MiB, so QEMU will fail to start: raise it (LimitMEMLOCK=infinity in the unit, ulimit -l unlimited)\n"
+	warnsThenRefuses(t, root, []string{"-m", "2G", "-overcommit", "mem-lock=on"}, warning)
+}
+
+// warnsThenRefuses dry-runs QEMU with args on the host tree root, with and
+// without --strict: both print exactly the warning on stderr; the dry run
+// goes on without --strict and is refused before anything under it.
+func warnsThenRefuses(t *testing.T, root string, args []string, warning string) {
+	t.Helper()
 	for _, strict := range []bool{false, true} {
 		c, out := testConfig()
 		var stderr bytes.Buffer
 		c.Stderr, c.hostRoot = &stderr, root
 		c.Binary, c.DryRun, c.Strict = "/nonexistent/qemu", true, strict
-		c.Args = []string{"-m", "2G", "-overcommit", "mem-lock=on"}
+		c.Args = args
 		code, err := Run(context.Background(), c)
 		if stderr.String() != warning {
 			t.Errorf("strict %v: stderr %q, want %q", strict, stderr.String(), warning)
