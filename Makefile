@@ -42,7 +42,7 @@ unit: ## unit tests only (no root needed)
 # make test prints a line per test and per package as each ends (the
 # end-to-end tests take minutes), a failed test's output, and the total
 # time; GOTESTFLAGS=-v prints go test -v's whole output instead.
-test: deps-test lint build ## all tests (-race, about 10 minutes); as root on Debian/Ubuntu it installs what they need first
+test: deps-test lint build ## all tests (-race, about 8 minutes on 2 cores); as root on Debian/Ubuntu it installs what they need first
 	@$(GO) build -o .cache/test-progress ./test/progress
 	@echo "go test -race ./... (one line per test as it ends)"
 	@.cache/test-progress $(if $(filter -v -test.v,$(GOTESTFLAGS)),-v) -- $(GO) test -race -count=1 -json $(GOTESTFLAGS) ./...
