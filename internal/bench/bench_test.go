@@ -31,7 +31,7 @@ func TestStat(t *testing.T) {
 	}
 }
 
-// Splice replaces only what lies between the markers, and appends the
+// SpliceMarked replaces only what lies between the markers, and appends the
 // block to a document without them.
 func TestSplice(t *testing.T) {
 	dir := t.TempDir()
@@ -45,12 +45,12 @@ func TestSplice(t *testing.T) {
 		if err := os.WriteFile(p, []byte(tt.doc), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if err := Splice(p, []byte("new\n")); err != nil {
+		if err := SpliceMarked(p, Begin, End, []byte("new\n")); err != nil {
 			t.Fatal(err)
 		}
 		got, _ := os.ReadFile(p)
 		if string(got) != tt.want {
-			t.Errorf("%d: Splice gave %q, want %q", i, got, tt.want)
+			t.Errorf("%d: SpliceMarked gave %q, want %q", i, got, tt.want)
 		}
 	}
 }

@@ -184,9 +184,6 @@ func Write(res Report, plot, doc, begin, end string) error {
 	return nil
 }
 
-// Splice replaces the generated part of the document at path (between
-// Begin and End) with gen, or appends it when the markers are missing.
-func Splice(path string, gen []byte) error { return SpliceMarked(path, Begin, End, gen) }
 
 // SpliceMarked replaces what lies between the lines begin and end of the
 // document at path with gen, or appends the marked block when the markers
