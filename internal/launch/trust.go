@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"syscall"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/privs"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/trust"
@@ -33,8 +34,13 @@ func checksTrust() bool {
 func loadVM(path string) (*vmconf.VM, error) {
 	check := checksTrust()
 	if check {
-		// A missing file is said as reading it says it.
-		if err := trust.Check(path); err != nil && !missing(path) {
+		if err := trust.Check(path); err != nil {
+			// A missing file is said as reading it says it, but not
+			// read: in a directory others may write, it may appear
+			// right after this look.
+			if missing(path) {
+				return nil, fmt.Errorf("reading VM file: %w", &fs.PathError{Op: "open", Path: path, Err: syscall.ENOENT})
+			}
 			return nil, fmt.Errorf("VM file %w", err)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/nstest"
 )
@@ -97,5 +98,40 @@ func chmod(t *testing.T, p string, mode uint32) {
 	t.Helper()
 	if err := syscall.Chmod(p, mode); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestVMFileAppearingAfterCheckRefused: a VM file whose trust check failed
+// because it was missing is not read, even if whoever may write its
+// directory puts one there right after the check.
+func TestVMFileAppearingAfterCheckRefused(t *testing.T) {
+	if os.Geteuid() != 0 {
+		nstest.Skip(t, "test needs root: the launcher checks VM files only as root")
+	}
+	dir := nstest.TrustedDir(t)
+	chmod(t, dir, 0o777)
+	src, vm := filepath.Join(dir, "src.conf"), filepath.Join(dir, "vm.conf")
+	if err := os.WriteFile(src, []byte("[VM]\nQEMU=/bin/true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // the directory's other writer: vm.conf comes and goes
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			os.Link(src, vm)
+			os.Remove(vm)
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); {
+		if _, err := loadVM(vm); err == nil {
+			t.Fatal("loadVM read a VM file in a world-writable directory")
+		}
 	}
 }
