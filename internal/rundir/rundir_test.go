@@ -443,3 +443,25 @@ func TestLockWhileRemoving(t *testing.T) {
 		}
 	}
 }
+
+// qemu-launch --list's view: records by tap name, sorted, with their
+// launcher, and the VM locks held.
+func TestListRecordsAndVMLocks(t *testing.T) {
+	d := open(t, filepath.Join(t.TempDir(), "run"))
+	must(t, d.WriteRecord("tap1", []byte("bridge=br1")))
+	must(t, d.WriteRecord("tap0", []byte("bridge=br0")))
+	l, err := d.Lock(VMLock("web 1"), 0)
+	must(t, err)
+	defer l.Release()
+	recs, err := d.Records()
+	must(t, err)
+	if len(recs) != 2 || recs[0].Ifname != "tap0" || recs[1].Ifname != "tap1" ||
+		recs[0].Pid != os.Getpid() || !recs[0].Live || !strings.HasPrefix(string(recs[0].Data), "bridge=br0\n") {
+		t.Errorf("records: %+v", recs)
+	}
+	vms, err := d.VMLocks()
+	must(t, err)
+	if len(vms) != 1 || vms[0].Name != "web 1" || vms[0].Pid != os.Getpid() {
+		t.Errorf("VM locks: %+v", vms)
+	}
+}
