@@ -465,3 +465,31 @@ func TestListRecordsAndVMLocks(t *testing.T) {
 		t.Errorf("VM locks: %+v", vms)
 	}
 }
+
+// A helper that opened the directory before its last user removed it,
+// and closes it without locking anything, leaves alone the directory made
+// at the path since: moving that one away would lose its holders' locks,
+// and the next helper would take the same lock in a new directory.
+func TestCloseAfterRemovalKeepsNewDir(t *testing.T) {
+	base := filepath.Join(t.TempDir(), "run")
+	d1, err := Open(base)
+	must(t, err)
+	d2, err := Open(base)
+	must(t, err)
+	must(t, d2.Close()) // removes it
+	d3 := open(t, base) // makes it again
+	l, err := d3.Lock(TapLock("tap0"), 0)
+	must(t, err)
+	defer l.Release()
+	must(t, d1.Close())
+	d4 := open(t, base)
+	l4, err := d4.Lock(TapLock("tap0"), 0)
+	if err == nil {
+		l4.Release()
+		t.Fatal("tap0's lock taken twice")
+	}
+	var busy *BusyError
+	if !errors.As(err, &busy) || busy.Pid != os.Getpid() {
+		t.Fatalf("lock: %v, want held by pid %d", err, os.Getpid())
+	}
+}
