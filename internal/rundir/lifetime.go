@@ -161,6 +161,9 @@ func (d *Dir) removeIfDone() {
 		return // a helper is taking a lock: it will close the directory later
 	}
 	defer unix.Flock(d.fd, unix.LOCK_UN)
+	// Listing a directory removed since this process opened it fails
+	// (ENOENT): then the one at d.Path, if any, is another's, and must
+	// not be moved away below with its holders' locks.
 	names, err := dirNames(d.fd)
 	if err != nil {
 		return

@@ -3,7 +3,6 @@ package rundir
 import (
 	"fmt"
 	"net/url"
-	"os"
 	"sort"
 	"strings"
 
@@ -88,16 +87,7 @@ func (d *Dir) VMLocks() ([]VMLockInfo, error) {
 
 // names lists the directory's entries, sorted.
 func (d *Dir) names() ([]string, error) {
-	fd, err := unix.Dup(d.fd)
-	if err != nil {
-		return nil, fmt.Errorf("listing %s: %w", d.Path, err)
-	}
-	f := os.NewFile(uintptr(fd), d.Path)
-	defer f.Close()
-	if _, err := f.Seek(0, 0); err != nil {
-		return nil, fmt.Errorf("listing %s: %w", d.Path, err)
-	}
-	names, err := f.Readdirnames(-1)
+	names, err := dirNames(d.fd)
 	if err != nil {
 		return nil, fmt.Errorf("listing %s: %w", d.Path, err)
 	}

@@ -443,3 +443,53 @@ func TestLockWhileRemoving(t *testing.T) {
 		}
 	}
 }
+
+// qemu-launch --list's view: records by tap name, sorted, with their
+// launcher, and the VM locks held.
+func TestListRecordsAndVMLocks(t *testing.T) {
+	d := open(t, filepath.Join(t.TempDir(), "run"))
+	must(t, d.WriteRecord("tap1", []byte("bridge=br1")))
+	must(t, d.WriteRecord("tap0", []byte("bridge=br0")))
+	l, err := d.Lock(VMLock("web 1"), 0)
+	must(t, err)
+	defer l.Release()
+	recs, err := d.Records()
+	must(t, err)
+	if len(recs) != 2 || recs[0].Ifname != "tap0" || recs[1].Ifname != "tap1" ||
+		recs[0].Pid != os.Getpid() || !recs[0].Live || !strings.HasPrefix(string(recs[0].Data), "bridge=br0\n") {
+		t.Errorf("records: %+v", recs)
+	}
+	vms, err := d.VMLocks()
+	must(t, err)
+	if len(vms) != 1 || vms[0].Name != "web 1" || vms[0].Pid != os.Getpid() {
+		t.Errorf("VM locks: %+v", vms)
+	}
+}
+
+// A helper that opened the directory before its last user removed it,
+// and closes it without locking anything, leaves alone the directory made
+// at the path since: moving that one away would lose its holders' locks,
+// and the next helper would take the same lock in a new directory.
+func TestCloseAfterRemovalKeepsNewDir(t *testing.T) {
+	base := filepath.Join(t.TempDir(), "run")
+	d1, err := Open(base)
+	must(t, err)
+	d2, err := Open(base)
+	must(t, err)
+	must(t, d2.Close()) // removes it
+	d3 := open(t, base) // makes it again
+	l, err := d3.Lock(TapLock("tap0"), 0)
+	must(t, err)
+	defer l.Release()
+	must(t, d1.Close())
+	d4 := open(t, base)
+	l4, err := d4.Lock(TapLock("tap0"), 0)
+	if err == nil {
+		l4.Release()
+		t.Fatal("tap0's lock taken twice")
+	}
+	var busy *BusyError
+	if !errors.As(err, &busy) || busy.Pid != os.Getpid() {
+		t.Fatalf("lock: %v, want held by pid %d", err, os.Getpid())
+	}
+}
