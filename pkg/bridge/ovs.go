@@ -69,8 +69,10 @@ type OVSPort struct {
 	// MTU is the interface's mtu_request; 0 leaves it unset.
 	MTU int
 	// ExternalIDs are set on the interface (libvirt's vm-id,
-	// attached-mac...); keys not given are left alone.
-	ExternalIDs map[string]string
+	// attached-mac...); keys not given are left alone, but for those of
+	// RemoveExternalIDs, which are removed.
+	ExternalIDs       map[string]string
+	RemoveExternalIDs []string
 }
 
 // validate checks the values before they reach ovs-vsctl's own syntax.
@@ -91,6 +93,11 @@ func (p OVSPort) validate() error {
 	for k, v := range p.ExternalIDs {
 		if k == "" || strings.ContainsAny(k, "=,{}\"\\ \n") || strings.ContainsAny(v, "\"\\\n") {
 			return fmt.Errorf("external-id %q=%q has characters ovs-vsctl would misread", k, v)
+		}
+	}
+	for _, k := range p.RemoveExternalIDs {
+		if _, set := p.ExternalIDs[k]; set || k == "" || strings.ContainsAny(k, "=,{}\"\\ \n") {
+			return fmt.Errorf("external-id %q to remove is set or has characters ovs-vsctl would misread", k)
 		}
 	}
 	return nil
@@ -247,7 +254,7 @@ func (o *OVS) PortBridge(port string) (string, error) {
 //
 // Equivalent to: ovs-vsctl --timeout=5 -- --may-exist add-port $br $port
 // -- set Port $port tag= trunks= vlan_mode= -- set Interface $port
-// mtu_request= external-ids:K=V
+// mtu_request= external-ids:K=V -- remove Interface $port external-ids K
 func (o *OVS) AddPort(p OVSPort, move bool) error {
 	if err := p.validate(); err != nil {
 		return fmt.Errorf("add %s to %s: %w", p.Name, p.Bridge, err)
@@ -327,7 +334,11 @@ func addPortArgs(p OVSPort, move bool) []string {
 	for _, k := range keys {
 		iset = append(iset, "external-ids:"+k+"=\""+p.ExternalIDs[k]+"\"")
 	}
-	return append(a, iset...)
+	a = append(a, iset...)
+	for _, k := range p.RemoveExternalIDs {
+		a = append(a, "--", "remove", "Interface", p.Name, "external-ids", k)
+	}
+	return a
 }
 
 func intList(vs []int) string {

@@ -46,6 +46,10 @@ func TestIntegrationOVSPort(t *testing.T) {
 			ExternalIDs: map[string]string{"vm-id": "guest one", "attached-mac": "52:54:00:12:34:56"}}, false},
 		{"reconfigured to a trunk", OVSPort{Bridge: "ovsbr0", Name: "t0", Trunks: []int{20, 30}, VLANMode: VLANTrunk, MTU: 1450,
 			ExternalIDs: map[string]string{"vm-id": "guest one", "attached-mac": "52:54:00:12:34:56"}}, false},
+		// A VM file's LogicalPort= may hold ovs-vsctl's own syntax: it
+		// stays one value.
+		{"values in ovs-vsctl's syntax", OVSPort{Bridge: "ovsbr0", Name: "t0", Trunks: []int{20, 30}, VLANMode: VLANTrunk, MTU: 1450,
+			ExternalIDs: map[string]string{"vm-id": "--x,attached-mac=y -- set Port t0 tag=9 {a}:[b]", "attached-mac": "52:54:00:12:34:56"}}, false},
 		{"moved", OVSPort{Bridge: "ovsbr1", Name: "t0", Tag: 7,
 			ExternalIDs: map[string]string{"vm-id": "guest two"}}, true},
 	}

@@ -262,9 +262,27 @@ func (b *OVSBridge) Verify(_ *link.Conn, port *link.Link) error {
 // ovsExternalIDs are the keys of external-ids the helpers set.
 var ovsExternalIDs = []string{"attached-mac", "iface-id", "iface-status", "vm-name", "vm-uuid"}
 
-// read reads the settings of the port called name, on b.
+// read reads the settings of the port called name, on b; the keys of
+// ovsExternalIDs it does not have are to remove, for an undo to put it
+// back as it was.
 func (b *OVSBridge) read(name string) (*OVSPort, error) {
-	return b.sw.PortOn(b.name, name, ovsExternalIDs...)
+	p, err := b.sw.PortOn(b.name, name, ovsExternalIDs...)
+	if err != nil {
+		return nil, err
+	}
+	p.RemoveExternalIDs = unsetIDs(p.ExternalIDs)
+	return p, nil
+}
+
+// unsetIDs are the keys of ovsExternalIDs that ids does not have.
+func unsetIDs(ids map[string]string) []string {
+	var out []string
+	for _, k := range ovsExternalIDs {
+		if _, ok := ids[k]; !ok {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // port is the OVS port s asks for, with the tap's MTU as mtu_request so
@@ -295,6 +313,9 @@ func (b *OVSBridge) port(name string, mtu int, s PortSettings) OVSPort {
 	if s.LogicalPort != "" {
 		op.ExternalIDs["iface-status"] = "active"
 	}
+	// The keys the helpers set and s does not give go: a port left with
+	// another VM's iface-id would be bound to that VM's logical port.
+	op.RemoveExternalIDs = unsetIDs(op.ExternalIDs)
 	return op
 }
 

@@ -20,6 +20,11 @@ func sameOVS(have *OVSPort, want OVSPort) bool {
 			return false
 		}
 	}
+	for _, k := range want.RemoveExternalIDs {
+		if _, ok := have.ExternalIDs[k]; ok {
+			return false
+		}
+	}
 	return true
 }
 
@@ -44,13 +49,18 @@ func describeOVS(have *OVSPort, want OVSPort) (string, string) {
 	for k := range want.ExternalIDs {
 		keys = append(keys, k)
 	}
+	keys = append(keys, want.RemoveExternalIDs...)
 	slices.Sort(keys)
 	for _, k := range keys {
 		hv, ok := hp.ExternalIDs[k]
 		if !ok {
 			hv = "none"
 		}
-		field("external-ids:"+k, hv, want.ExternalIDs[k])
+		wv, ok := want.ExternalIDs[k]
+		if !ok {
+			wv = "none"
+		}
+		field("external-ids:"+k, hv, wv)
 	}
 	return strings.Join(h, " "), strings.Join(w, " ")
 }

@@ -139,6 +139,16 @@ func TestOVNNotChassis(t *testing.T) {
 	if got := sw.Vsctl(t, "get", "Interface", "tap0", "external_ids:iface-id"); got != "p1" {
 		t.Errorf("tap0: iface-id %s, want p1", got)
 	}
+	// The same tap again, left on the bridge (no qemu-ifdown ran), for a
+	// VM without LogicalPort=: it must not keep p1's identity, which
+	// ovn-controller would bind to that VM.
+	e.writeConfig("[Interface]\nName=tap0\nBridge=ovsbr0\n")
+	if r := e.run("qemu-ifup", "tap0"); r.code != 0 {
+		t.Fatalf("qemu-ifup tap0 without LogicalPort=: %v", r)
+	}
+	if got := sw.Vsctl(t, "--if-exists", "get", "Interface", "tap0", "external_ids:iface-id", "--", "--if-exists", "get", "Interface", "tap0", "external_ids:iface-status"); strings.TrimSpace(got) != "" {
+		t.Errorf("tap0 without LogicalPort=: iface-id and iface-status %q, want none", got)
+	}
 }
 
 // BenchmarkOVNPortUp measures qemu-ifup with LogicalPort= on the OVN lab,

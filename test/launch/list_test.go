@@ -1,6 +1,7 @@
 package launch
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -9,6 +10,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	qlaunch "github.com/qemu-tap-helpers/qemu-tap-helpers/internal/launch"
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/nstest"
@@ -149,5 +153,42 @@ func TestListOVS(t *testing.T) {
 	}
 	if n := vms[0].NICs[0]; n.Tap != "sw-n0" || n.Bridge != "ovsbr0" || n.Port != "openvswitch" {
 		t.Errorf("NIC %+v, want sw-n0 on Open vSwitch bridge ovsbr0", n)
+	}
+}
+
+// TestListPlanted: entries planted in the run directory, a FIFO and a
+// symlink as a record and as a VM lock, neither hang --list (run as
+// root) nor have it read what the symlinks point at.
+func TestListPlanted(t *testing.T) {
+	ns := nstest.New(t)
+	runDir := filepath.Join(t.TempDir(), "run")
+	// The directory as the helpers make it, kept by a record written by
+	// hand.
+	dir := filepath.Dir(ns.PlantRecord(t, runDir, "plain-n0", "[Interface]\nBridge=br-a\n"))
+	target := filepath.Join(t.TempDir(), "target")
+	if err := os.WriteFile(target, []byte("[Interface]\nBridge=br-a\nVMName=followed\n# qemu-launch pid=1 start=1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"link-n0.conf", "vm.link.lock"} {
+		if err := os.Symlink(target, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"fifo-n0.conf", "vm.fifo.lock"} {
+		if err := unix.Mkfifo(filepath.Join(dir, name), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(nstest.Binaries(t), "qemu-launch"), "--list", "--json")
+	cmd.Env = append(os.Environ(), "QEMU_TAP_HELPERS_RUNDIR="+runDir)
+	var out, errOut strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := ns.Run(cmd); err != nil {
+		t.Fatalf("qemu-launch --list --json: %v (%v)\n%s", err, ctx.Err(), errOut.String())
+	}
+	if strings.Contains(out.String(), "followed") {
+		t.Errorf("--list followed a symlink:\n%s", out.String())
 	}
 }
