@@ -3,7 +3,6 @@ package bridge
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -54,15 +53,9 @@ func macSet(c *link.Conn, br *link.Link) (bool, error) {
 	if typ, ok := sysfsAssignType(br); ok {
 		return typ == netAddrSet, nil
 	}
-	ports, err := c.List(link.Filter{MasterIndex: br.Index})
+	lowest, err := c.LowestPortMAC(br.Index)
 	if err != nil {
 		return false, fmt.Errorf("list ports: %w", err)
-	}
-	var lowest net.HardwareAddr
-	for _, p := range ports {
-		if p.MAC != nil && (lowest == nil || bytes.Compare(p.MAC, lowest) < 0) {
-			lowest = p.MAC
-		}
 	}
 	return lowest != nil && !bytes.Equal(lowest, br.MAC), nil
 }
