@@ -4,7 +4,6 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/nstest"
@@ -15,28 +14,9 @@ import (
 // and the number of rules in each.
 func nsGuards(t *testing.T, ns *nstest.NS) map[string]int {
 	t.Helper()
-	fd, err := ns.Conn.NetNS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc, err := nftables.New(nftables.WithNetNSFd(fd))
-	if err != nil {
-		t.Fatal(err)
-	}
-	chains, err := nc.ListChainsOfTableFamily(nftables.TableFamilyBridge)
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]int{}
-	for _, ch := range chains {
-		if ch.Table.Name != GuardTable {
-			continue
-		}
-		rules, err := nc.GetRules(ch.Table, ch)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[ch.Name] = len(rules)
+	for name, rules := range nstest.NftChains(t, ns, GuardTable) {
+		out[name] = len(rules)
 	}
 	return out
 }

@@ -3,11 +3,13 @@ package bridge
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/pkg/link"
 )
@@ -46,25 +48,54 @@ func (b *Linux) pinMAC(c *link.Conn) error {
 
 // macSet reports whether the bridge br's MAC was set explicitly. Netlink
 // does not say: sysfs does, when it shows this network namespace's
-// interfaces (it shows those of the namespace that mounted it); failing
-// that, a MAC other than the lowest of the bridge's ports cannot be the
+// interfaces (it shows those of the namespace that mounted it), or a
+// sysfs mounted afresh from this namespace where mounting is allowed;
+// failing that, a MAC other than the lowest of the bridge's ports cannot be the
 // kernel's choice. A bridge with no port, or with the MAC of its lowest
 // port, counts as not set.
 func macSet(c *link.Conn, br *link.Link) (bool, error) {
 	if typ, ok := sysfsAssignType(br); ok {
 		return typ == netAddrSet, nil
 	}
-	ports, err := c.List(link.Filter{MasterIndex: br.Index})
+	if typ, ok := freshSysfsAssignType(c, br); ok {
+		return typ == netAddrSet, nil
+	}
+	lowest, err := c.LowestPortMAC(br.Index)
 	if err != nil {
 		return false, fmt.Errorf("list ports: %w", err)
 	}
-	var lowest net.HardwareAddr
-	for _, p := range ports {
-		if p.MAC != nil && (lowest == nil || bytes.Compare(p.MAC, lowest) < 0) {
-			lowest = p.MAC
-		}
-	}
 	return lowest != nil && !bytes.Equal(lowest, br.MAC), nil
+}
+
+// freshSysfsAssignType reads br's addr_assign_type from a sysfs mounted
+// from c's network namespace, on a thread of a mount namespace of its
+// own (the thread ends with it). Without it, a bridge pinned to the MAC
+// of its lowest port would be pinned again at every ifup, and each pin
+// flushes its neighbours.
+func freshSysfsAssignType(c *link.Conn, br *link.Link) (int, bool) {
+	ns, err := c.NetNS()
+	if err != nil {
+		return 0, false
+	}
+	type result struct {
+		typ int
+		ok  bool
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
+		if unix.Unshare(unix.CLONE_NEWNS) != nil ||
+			unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, "") != nil ||
+			unix.Setns(ns, unix.CLONE_NEWNET) != nil ||
+			unix.Mount("sysfs", "/sys", "sysfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "") != nil {
+			ch <- result{}
+			return
+		}
+		typ, ok := sysfsAssignType(br)
+		ch <- result{typ, ok}
+	}()
+	r := <-ch
+	return r.typ, r.ok
 }
 
 // sysfsAssignType reads br's addr_assign_type from sysfs, if the

@@ -2,6 +2,7 @@ package link_test
 
 import (
 	"errors"
+	"net"
 	"slices"
 	"testing"
 
@@ -107,5 +108,56 @@ func TestNamesOfKind(t *testing.T) {
 	}
 	if want := []string{"br-a", "br-b"}; !slices.Equal(got, want) {
 		t.Errorf("NamesOfKind(bridge) = %q, want %q", got, want)
+	}
+}
+
+// TestLowestPortMAC reads the lowest MAC among a bridge's ports only:
+// not another bridge's port, nor a link of no bridge, with lower MACs.
+func TestLowestPortMAC(t *testing.T) {
+	n := nstest.New(t)
+	c := open(t, n)
+	br := n.AddBridge(t, "br0", 0)
+	other := n.AddBridge(t, "br1", 0)
+	empty := n.AddBridge(t, "br2", 0)
+	for _, p := range []struct {
+		name, mac string
+		master    int
+	}{
+		{"tap0", "02:00:00:00:00:30", br.Index},
+		{"tap1", "02:00:00:00:00:20", br.Index},
+		{"tap2", "02:00:00:00:00:40", br.Index},
+		{"tap3", "02:00:00:00:00:10", other.Index},
+		{"tap4", "02:00:00:00:00:01", 0},
+	} {
+		n.AddTap(t, p.name)
+		l, err := c.ByName(p.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mac, _ := net.ParseMAC(p.mac)
+		if err := c.SetMAC(l, mac); err != nil {
+			t.Fatal(err)
+		}
+		if p.master != 0 {
+			if err := c.SetMaster(l, p.master); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, tt := range []struct {
+		master int
+		want   string
+	}{
+		{br.Index, "02:00:00:00:00:20"},
+		{other.Index, "02:00:00:00:00:10"},
+		{empty.Index, ""},
+	} {
+		got, err := c.LowestPortMAC(tt.master)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.String() != tt.want {
+			t.Errorf("LowestPortMAC(%d) = %q, want %q", tt.master, got, tt.want)
+		}
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 
 	"github.com/qemu-tap-helpers/qemu-tap-helpers/internal/nstest"
@@ -220,30 +219,11 @@ const guardBase = "ports"
 // table with their rules' verdicts, as nft would name them.
 func guardChains(t *testing.T, ns *nstest.NS) map[string][]string {
 	t.Helper()
-	fd, err := ns.Conn.NetNS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc, err := nftables.New(nftables.WithNetNSFd(fd))
-	if err != nil {
-		t.Fatal(err)
-	}
-	chains, err := nc.ListChainsOfTableFamily(nftables.TableFamilyBridge)
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string][]string{}
-	for _, ch := range chains {
-		if ch.Table.Name != bridge.GuardTable {
-			continue
-		}
-		rules, err := nc.GetRules(ch.Table, ch)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[ch.Name] = []string{}
+	for name, rules := range nstest.NftChains(t, ns, bridge.GuardTable) {
+		out[name] = []string{}
 		for _, r := range rules {
-			out[ch.Name] = append(out[ch.Name], strconv.Itoa(len(r.Exprs))+" exprs")
+			out[name] = append(out[name], strconv.Itoa(len(r.Exprs))+" exprs")
 		}
 	}
 	return out
