@@ -184,7 +184,6 @@ func Write(res Report, plot, doc, begin, end string) error {
 	return nil
 }
 
-
 // SpliceMarked replaces what lies between the lines begin and end of the
 // document at path with gen, or appends the marked block when the markers
 // are not there yet; the rest of the document is kept.
